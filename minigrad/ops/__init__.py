@@ -1,0 +1,1 @@
+"""The differentiable ops, one theme per module; `minigrad.functional` re-exports them."""

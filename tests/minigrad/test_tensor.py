@@ -1,0 +1,126 @@
+"""The Tensor object and the graph: construction, accumulation, no_grad, freeing, devices."""
+import numpy as np
+import pytest
+
+import minigrad as mg
+
+
+def test_issue_example():
+    x = mg.Tensor([[1., 2.], [3., 4.]], requires_grad=True)
+    (x * x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[2, 4], [6, 8]])
+
+
+def test_dtypes():
+    assert mg.Tensor([1, 2]).dtype == np.float32            # lists become float32
+    assert mg.Tensor(3.0).dtype == np.float32
+    assert mg.Tensor(np.zeros(2)).dtype == np.float64       # arrays keep theirs
+    assert mg.Tensor(np.zeros(2, np.float32)).dtype == np.float32
+
+
+def test_attributes_and_conversions():
+    x = mg.Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    assert x.shape == (2, 3) and x.ndim == 2 and x.device == "cpu" and x.grad is None
+    host = x.numpy()
+    host[0, 0] = 99
+    assert x.data[0, 0] == 0                                 # numpy() is a copy
+    d = x.detach()
+    assert not d.requires_grad and d.creator is None and d.data is x.data
+    assert mg.Tensor([[5.0]]).item() == 5.0
+    with pytest.raises(ValueError, match="one element"):
+        x.item()
+    assert x.to("cpu") is x
+    assert "requires_grad=True" in repr(x)
+
+
+def test_gradients_accumulate_until_zeroed():
+    x = mg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (x * 3).sum().backward()
+    (x * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad, [6, 6])
+    x.zero_grad()
+    assert x.grad is None
+
+
+def test_node_used_twice_accumulates():
+    x = mg.Tensor(np.array([2.0]), requires_grad=True)
+    h = x * x            # used by two consumers below
+    y = h * x + h        # dy/dx = 3x^2 + 2x
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, [3 * 4 + 4])
+
+
+def test_diamond_gradcheck(rng):
+    x = mg.Tensor(rng.standard_normal((3, 3)), requires_grad=True)
+    def f(x):
+        a = x.tanh()
+        b = a * x
+        return (a @ b + b.exp()) * a
+    assert mg.gradcheck(f, [x])
+
+
+def test_no_grad_builds_nothing():
+    x = mg.Tensor(np.ones(3), requires_grad=True)
+    with mg.no_grad():
+        y = x * 2 + 1
+    assert y.creator is None and not y.requires_grad
+    assert mg.is_grad_enabled()
+    z = mg.Tensor(np.ones(3)) * 2          # no input requires grad: no graph either
+    assert z.creator is None
+
+
+def test_backward_needs_grad_for_non_scalar():
+    x = mg.Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(RuntimeError, match="one-element output"):
+        (x * 2).backward()
+    with pytest.raises(ValueError, match="shape"):
+        (x * 2).backward(np.ones(4))
+
+
+def test_backward_without_graph_is_clear():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        mg.Tensor(np.ones(1)).backward()
+
+
+def test_chain_of_20000_ops():
+    x = mg.Tensor(np.array([1.0]), requires_grad=True)
+    y = x
+    for _ in range(20000):
+        y = y * 1.0 + 0.0
+    y.backward()
+    np.testing.assert_allclose(x.grad, [1.0])
+
+
+def test_graph_freed_unless_retained():
+    x = mg.Tensor(np.array([3.0]), requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    np.testing.assert_allclose(x.grad, [12.0])
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        y.backward()
+
+
+def test_retain_grad_on_intermediate():
+    x = mg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    h = (x * 2).retain_grad()
+    (h * h).sum().backward()
+    np.testing.assert_allclose(h.grad, [4.0, 8.0])
+    np.testing.assert_allclose(x.grad, [8.0, 16.0])
+
+
+def test_wrong_gradient_shape_from_custom_op_is_reported():
+    class Bad(mg.Function):
+        def forward(self, x):
+            return x * 2
+        def backward(self, gy):
+            return gy.sum()
+    x = mg.Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(RuntimeError, match="Bad.backward returned a gradient of shape"):
+        Bad()(x).sum().backward()
+
+
+def test_numpy_array_on_the_left():
+    x = mg.Tensor(np.ones(3), requires_grad=True)
+    y = np.arange(3.0) * x
+    assert isinstance(y, mg.Tensor)
