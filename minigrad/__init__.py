@@ -12,6 +12,10 @@ from .backend import get_array_module, is_available, to_device
 from .tensor import Function, Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad
 from . import functional
 from .gradcheck import GradcheckError, gradcheck
+from . import nn, optim
+from .nn.init import manual_seed
+from .serialization import load, save
+from .gradcheck_graph import gradcheck_graph
 
 
 def tensor(data, requires_grad=False, dtype=None, device="cpu"):

@@ -32,7 +32,7 @@ def _evaluate(fn, inputs):
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, max_elements=256, seed=0,
-              raise_exception=True):
+              raise_exception=True, per_op=False):
     """Compare the backward of `fn` with central differences, input by input.
 
     fn:       a function of the `inputs` returning one Tensor.
@@ -46,6 +46,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, max_elements=256, seed
     Returns True, or raises `GradcheckError` with the worst element of the first
     failing input: its index, the analytic and numeric values, the relative error.
     With raise_exception=False, returns False instead of raising.
+    per_op:   on failure, also check every op of the graph on its own and add to
+              the message which op is wrong and where it was created (see
+              minigrad/gradcheck_graph.py; the error's `.report` holds the details).
     """
     inputs = list(inputs)
     checked = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
@@ -102,7 +105,13 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, max_elements=256, seed
                f"  worst element {tuple(int(t) for t in index)}: analytic {analytic_at[w]:.10g}, "
                f"numeric {numeric[w]:.10g}, abs error {err[w]:.3g}, rel error {rel:.3g} "
                f"(allowed: atol={atol} + rtol={rtol} * |numeric|)")
-        if raise_exception:
-            raise GradcheckError(msg)
-        return False
+        if not raise_exception:
+            return False
+        if per_op:
+            from .gradcheck_graph import gradcheck_graph  # late import: it imports this module
+            report = gradcheck_graph(fn, inputs, eps=eps, atol=atol, rtol=rtol, seed=seed)
+            error = GradcheckError(msg + "\n" + str(report))
+            error.report = report
+            raise error
+        raise GradcheckError(msg)
     return True

@@ -306,6 +306,12 @@ def as_tensor(x, like=None):
 # ----------------------------------------------------------------------------
 # Function
 # ----------------------------------------------------------------------------
+# Set by minigrad.gradcheck_graph.record() and None otherwise: called with each op
+# just before its forward, to note the user's call site and a fresh copy of the op.
+# Normal runs pay one global lookup for it.
+_call_hook = None
+
+
 class Function:
     """One differentiable op.  Subclass it and write `forward` and `backward`.
 
@@ -320,6 +326,8 @@ class Function:
     """
 
     def __call__(self, *inputs):
+        if _call_hook is not None:  # only while minigrad.gradcheck_graph records a graph
+            _call_hook(self)
         inputs = [as_tensor(x) for x in inputs]
         arrays = [x.data for x in inputs]
         self.xp = _common_module(inputs)

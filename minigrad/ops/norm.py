@@ -1,2 +1,359 @@
-"""(filled in by issue 3)"""
-__all__ = []
+"""Normalization layers: BatchNorm, GroupNorm, LayerNorm, InstanceNorm.
+
+All four are one computation, standardize a set of numbers and then scale and
+shift them, and differ only in *which* numbers share a mean and a variance:
+
+    x of shape (N, C, H, W)         statistics over             one set per
+    batch_norm                      (N, H, W)                   channel
+    instance_norm                   (H, W)                      sample and channel
+    group_norm(G)                   (C/G, H, W), after viewing  sample and group
+                                    x as (N, G, C/G, H, W)
+    layer_norm((C, H, W))           (C, H, W)                   sample
+
+So there is one op, `Normalize`, that standardizes over given axes of a view of
+x and applies a per-channel (or per-element) affine map; the four public
+functions only choose the view, the axes and the shape of weight and bias.
+GroupNorm with G = 1 is LayerNorm over (C, H, W) with a per-channel affine, and
+with G = C it is InstanceNorm: the tests check both identities.
+
+The paper's eqs. (1)-(2) are the BatchNorm case: x_hat = (x - mu_B) / sigma_B,
+r = gamma * x_hat + beta.
+"""
+import numbers
+
+import numpy as np
+
+from .. import backend
+from ..tensor import Function, Tensor, as_tensor, no_grad
+from .basic import sum_to
+
+__all__ = ["batch_norm", "group_norm", "layer_norm", "instance_norm"]
+
+
+def _sum_of_products(xp, a, b, axes):
+    """(a * b).sum(axes, keepdims=True), without making the array a * b (einsum)."""
+    letters = "abcdefghijklmnopqrstuvwxyz"[:a.ndim]
+    kept = "".join(c for i, c in enumerate(letters) if i not in axes)
+    out = xp.einsum(f"{letters},{letters}->{kept}", a, b)
+    return out.reshape([1 if i in axes else n for i, n in enumerate(a.shape)])
+
+
+class Normalize(Function):
+    """y = weight * x_hat + bias,  x_hat = (x - mu) / sqrt(var + eps),  mu and var over `axes`.
+
+    Settings: `axes` of the view of x to reduce over; `view` a shape to see x as
+    first (GroupNorm) or None; `param_shape` the shape weight and bias are seen
+    as so that they broadcast against the view; `has_weight`, `has_bias` say
+    which of them follow x as inputs; `stats` = (mean, var), arrays that
+    broadcast against the view, to use instead of the batch's own (eval mode).
+    After the call, `self.mean` and `self.var` (biased, kept dims) hold the
+    statistics used, for running-average updates.
+
+    Backward.  Take one set of m numbers x_1..x_m that share mu, var, and write
+    s = 1 / sqrt(var + eps), g = dL/dx_hat = gy * weight.  Then
+
+        d mu / dx_i  = 1/m
+        d var / dx_i = 2 (x_i - mu) / m          (the mu term drops: sum_j (x_j - mu) = 0)
+        d s / dx_i   = -1/2 s^3 * d var/dx_i = -s^3 (x_i - mu) / m
+        d x_hat_j / dx_i = s (delta_ij - 1/m) + (x_j - mu) * d s/dx_i
+                         = s (delta_ij - 1/m - x_hat_j x_hat_i / m)
+
+    and summing g_j times this over j gives the closed form (CS231n's
+    batchnorm_backward_alt):
+
+        dL/dx_i = (s / m) * (m g_i - sum_j g_j - x_hat_i * sum_j g_j x_hat_j)
+                = s * (g_i - mean(g) - x_hat_i * mean(g * x_hat)).
+
+    With fixed statistics (eval mode) mu and s do not depend on x: dL/dx = g s.
+    The affine part: dL/dweight = sum of gy * x_hat and dL/dbias = sum of gy,
+    each over the axes that weight and bias are broadcast along.
+
+    For speed the op keeps xc = x - mu and s rather than x_hat = xc * s: every
+    use of x_hat becomes xc times a small per-set array, which saves full passes
+    over the data; the sums of products use einsum, which makes no temporary.
+    """
+
+    def __init__(self, axes, eps=1e-5, view=None, param_shape=None, has_weight=False,
+                 has_bias=False, stats=None):
+        self.axes, self.eps, self.view = tuple(axes), eps, view
+        self.param_shape = param_shape
+        self.has_weight, self.has_bias, self.stats = has_weight, has_bias, stats
+
+    def forward(self, x, *params):
+        xp = self.xp
+        self.in_shape = x.shape
+        if self.view is not None:
+            x = x.reshape(self.view)
+        weight = params[0] if self.has_weight else None
+        bias = params[-1] if self.has_bias else None
+        self.weight_shape = None if weight is None else weight.shape
+        self.bias_shape = None if bias is None else bias.shape
+        self.axes = tuple(sorted(a % x.ndim for a in self.axes))
+        if self.param_shape is None and params:      # default: broadcast from the right
+            self.param_shape = params[0].shape
+        self.m = int(np.prod([x.shape[a] for a in self.axes]))   # numbers per set
+
+        if self.stats is None:
+            mean = x.mean(axis=self.axes, keepdims=True)
+            xc = x - mean
+            var = _sum_of_products(xp, xc, xc, self.axes) / self.m   # biased, as eq. (1) uses
+        else:
+            mean, var = self.stats
+            xc = x - mean
+        s = 1.0 / xp.sqrt(var + self.eps)
+        self.mean, self.var, self.xc, self.s = mean, var, xc, s
+
+        if weight is not None:
+            weight = weight.reshape(self.param_shape)
+        self.weight = weight
+        y = xc * (s if weight is None else s * weight)     # = x_hat * weight, in one pass
+        if bias is not None:
+            y += bias.reshape(self.param_shape)
+        return y.reshape(self.in_shape)
+
+    def backward(self, gy):
+        xp, xc, s, weight, axes, m = self.xp, self.xc, self.s, self.weight, self.axes, self.m
+        gy = gy.reshape(xc.shape)
+        need_x = self.needs_input_grad[0]
+        need_w = self.has_weight and self.needs_input_grad[1]
+        need_b = self.has_bias and self.needs_input_grad[-1]
+
+        # `shared`: the normalized axes along which weight and bias are constant.
+        # When that is all of them (BatchNorm, InstanceNorm: one weight per set),
+        # weight comes out of the means, mean(gy * weight) = weight * mean(gy),
+        # and the sums that dx needs are also the sums for dweight and dbias.
+        if self.param_shape is None:
+            shared = axes
+        else:
+            pshape = (1,) * (xc.ndim - len(self.param_shape)) + tuple(self.param_shape)
+            shared = tuple(a for a in axes if pshape[a] == 1)
+        per_set = shared == axes
+        if weight is None or per_set:
+            g, a = gy, (s if weight is None else s * weight)
+        else:
+            g, a = gy * weight, s
+
+        gx = gw = gb = sum_g = sum_gxc = None
+        if need_x:
+            if self.stats is None:
+                # s * (g - mean(g) - x_hat * mean(g x_hat)) with x_hat = xc * s, weight in `a`
+                sum_g = g.sum(axis=axes, keepdims=True)
+                sum_gxc = _sum_of_products(xp, g, xc, axes)
+                gx = g * a
+                gx -= a * (sum_g / m)
+                gx -= xc * (a * s * s * (sum_gxc / m))
+            else:
+                gx = g * a
+            gx = gx.reshape(self.in_shape)
+        if need_w:                                   # sum of gy * xc * s over the broadcast axes
+            t = sum_gxc if (per_set and sum_gxc is not None) else _sum_of_products(xp, gy, xc, shared)
+            gw = sum_to(t * s, self.param_shape).reshape(self.weight_shape)
+        if need_b:
+            t = sum_g if (per_set and sum_g is not None) else gy.sum(axis=shared, keepdims=True)
+            gb = sum_to(t, self.param_shape).reshape(self.bias_shape)
+
+        grads = [gx]
+        if self.has_weight:
+            grads.append(gw)
+        if self.has_bias:
+            grads.append(gb)
+        return tuple(grads)
+
+
+def normalize(x, axes, weight=None, bias=None, eps=1e-5, view=None, param_shape=None,
+              stats=None):
+    """`Normalize` as a function (the kernel behind the four norms; not exported to F,
+    whose `normalize` in PyTorch means Lp normalization).  Returns (y, op)."""
+    op = Normalize(axes, eps, view, param_shape, weight is not None, bias is not None, stats)
+    inputs = [x] + [p for p in (weight, bias) if p is not None]
+    return op(*inputs), op
+
+
+# ----------------------------------------------------------------------------
+# Checks and running statistics
+# ----------------------------------------------------------------------------
+def _raw(a):
+    return a.data if isinstance(a, Tensor) else a
+
+
+def _check_param(p, name, shape, fn):
+    if p is None:
+        return None
+    p = as_tensor(p)
+    if tuple(p.shape) != tuple(shape):
+        raise ValueError(f"{fn}: {name} has shape {tuple(p.shape)}, expected {tuple(shape)} "
+                         f"(one value per {'normalized element' if fn == 'layer_norm' else 'channel'})")
+    return p
+
+
+def _check_buffer(buf, name, x, C, fn):
+    """A running-statistics buffer as a raw array of C numbers on x's device."""
+    if buf is None:
+        return None
+    arr = _raw(buf)
+    xp = backend.get_array_module(x.data)
+    if not isinstance(arr, (np.ndarray, xp.ndarray)):
+        raise TypeError(f"{fn}: {name} must be an array or a Tensor (it is updated in place), "
+                        f"got {type(arr).__name__}")
+    if backend.device_of(arr) != x.device:
+        raise RuntimeError(f"{fn}: {name} is on '{backend.device_of(arr)}' but the input is on "
+                           f"'{x.device}': move the buffer with .to('{x.device}')")
+    if arr.size != C:
+        raise ValueError(f"{fn}: {name} should contain {C} elements (one per channel), not {arr.size}")
+    return arr
+
+
+def _update_running(buf, batch_stat, momentum):
+    """buf <- (1 - momentum) * buf + momentum * batch_stat, in place (PyTorch's rule)."""
+    if buf is None:
+        return
+    stat = batch_stat.reshape(buf.shape).astype(buf.dtype, copy=False)
+    buf *= 1.0 - momentum
+    buf += momentum * stat
+
+
+def _check_momentum(momentum, fn):
+    if not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"{fn}: momentum must be a number in [0, 1], got {momentum!r}")
+
+
+def _channel_param_shape(x):
+    return (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def _check_ndim(x, least, fn, layout):
+    if x.ndim < least:
+        raise ValueError(f"{fn}: expected an input of shape {layout}, got shape {tuple(x.shape)}")
+
+
+# ----------------------------------------------------------------------------
+# The public functions
+# ----------------------------------------------------------------------------
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """BatchNorm over (N, C), (N, C, L) or (N, C, H, W), as `torch.nn.functional.batch_norm`.
+
+    training=True: normalize each channel with the batch's mean and biased
+    variance (eqs. (1)-(2)), and update the running buffers in place with
+    running = (1 - momentum) * running + momentum * batch statistic, where the
+    variance statistic is the unbiased one (m / (m - 1) times the biased).
+    training=False: normalize with the running buffers (both required).
+    Buffers are arrays or Tensors of C numbers; None skips the update.
+    """
+    x = as_tensor(x)
+    fn = "batch_norm"
+    _check_ndim(x, 2, fn, "(N, C), (N, C, L) or (N, C, H, W)")
+    _check_momentum(momentum, fn)
+    C = x.shape[1]
+    rm = _check_buffer(running_mean, "running_mean", x, C, fn)
+    rv = _check_buffer(running_var, "running_var", x, C, fn)
+    weight = _check_param(weight, "weight", (C,), fn)
+    bias = _check_param(bias, "bias", (C,), fn)
+    pshape = _channel_param_shape(x)
+    axes = (0,) + tuple(range(2, x.ndim))
+
+    if not training:
+        if rm is None or rv is None:
+            raise ValueError("batch_norm: running_mean and running_var must be given in "
+                             "evaluation mode (training=False); pass training=True to use "
+                             "the batch's own statistics")
+        stats = (rm.reshape(pshape).astype(x.dtype, copy=False),
+                 rv.reshape(pshape).astype(x.dtype, copy=False))
+        y, _ = normalize(x, axes, weight, bias, eps, param_shape=pshape, stats=stats)
+        return y
+
+    m = x.size // C
+    if m <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got input size "
+                         f"{tuple(x.shape)}: the batch variance of a single value is 0. Use a "
+                         f"larger batch (or more pixels), or a normalization that does not "
+                         f"use the batch: group_norm, layer_norm, or WeightAlign")
+    y, op = normalize(x, axes, weight, bias, eps, param_shape=pshape)
+    with no_grad():
+        _update_running(rm, op.mean, momentum)
+        _update_running(rv, op.var * (m / (m - 1)), momentum)
+    return y
+
+
+def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None,
+                  use_input_stats=True, momentum=0.1, eps=1e-5):
+    """InstanceNorm over (N, C, L) or (N, C, H, W), as `torch.nn.functional.instance_norm`.
+
+    Each sample's channel is normalized over its own spatial positions.  With
+    use_input_stats=True the running buffers, if given, move towards the batch
+    average of the per-instance mean and unbiased variance; with
+    use_input_stats=False the running buffers are used instead.
+    """
+    x = as_tensor(x)
+    fn = "instance_norm"
+    _check_ndim(x, 3, fn, "(N, C, L) or (N, C, H, W)")
+    _check_momentum(momentum, fn)
+    C = x.shape[1]
+    rm = _check_buffer(running_mean, "running_mean", x, C, fn)
+    rv = _check_buffer(running_var, "running_var", x, C, fn)
+    weight = _check_param(weight, "weight", (C,), fn)
+    bias = _check_param(bias, "bias", (C,), fn)
+    pshape = _channel_param_shape(x)
+    axes = tuple(range(2, x.ndim))
+
+    if not use_input_stats:
+        if rm is None or rv is None:
+            raise ValueError("instance_norm: use_input_stats=False needs running_mean and "
+                             "running_var")
+        stats = (rm.reshape(pshape).astype(x.dtype, copy=False),
+                 rv.reshape(pshape).astype(x.dtype, copy=False))
+        y, _ = normalize(x, axes, weight, bias, eps, param_shape=pshape, stats=stats)
+        return y
+
+    m = int(np.prod(x.shape[2:]))
+    if m <= 1:
+        raise ValueError(f"Expected more than 1 spatial element when training, got input size "
+                         f"{tuple(x.shape)}: instance statistics need at least 2 positions per "
+                         f"channel; use group_norm or layer_norm for 1x1 inputs")
+    y, op = normalize(x, axes, weight, bias, eps, param_shape=pshape)
+    with no_grad():
+        _update_running(rm, op.mean.mean(axis=0), momentum)
+        _update_running(rv, (op.var * (m / (m - 1))).mean(axis=0), momentum)
+    return y
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
+    """GroupNorm, as `torch.nn.functional.group_norm`: x of shape (N, C, *) is seen
+    as (N, G, C/G, *) and each (sample, group) normalized over its C/G channels and
+    all positions; weight and bias are per channel."""
+    x = as_tensor(x)
+    fn = "group_norm"
+    _check_ndim(x, 2, fn, "(N, C, *)")
+    N, C, spatial = x.shape[0], x.shape[1], tuple(x.shape[2:])
+    if not isinstance(num_groups, numbers.Integral) or num_groups <= 0 or C % num_groups:
+        raise ValueError(f"group_norm: the number of channels ({C}) must be divisible by "
+                         f"num_groups ({num_groups!r}); choose num_groups among the divisors "
+                         f"of {C}")
+    G = int(num_groups)
+    weight = _check_param(weight, "weight", (C,), fn)
+    bias = _check_param(bias, "bias", (C,), fn)
+    view = (N, G, C // G) + spatial
+    axes = tuple(range(2, len(view)))
+    pshape = (1, G, C // G) + (1,) * len(spatial)
+    y, _ = normalize(x, axes, weight, bias, eps, view=view, param_shape=pshape)
+    return y
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """LayerNorm, as `torch.nn.functional.layer_norm`: normalize over the trailing
+    axes given by `normalized_shape`; weight and bias have that shape."""
+    x = as_tensor(x)
+    fn = "layer_norm"
+    if isinstance(normalized_shape, numbers.Integral):
+        normalized_shape = (normalized_shape,)
+    ns = tuple(int(n) for n in normalized_shape)
+    k = len(ns)
+    if k == 0 or x.ndim < k or tuple(x.shape[x.ndim - k:]) != ns:
+        raise ValueError(f"layer_norm: normalized_shape={ns} must be the trailing shape of the "
+                         f"input, i.e. an input of shape (*, {', '.join(map(str, ns))}), but "
+                         f"got an input of shape {tuple(x.shape)}")
+    weight = _check_param(weight, "weight", ns, fn)
+    bias = _check_param(bias, "bias", ns, fn)
+    axes = tuple(range(x.ndim - k, x.ndim))
+    y, _ = normalize(x, axes, weight, bias, eps, param_shape=ns)
+    return y

@@ -1,0 +1,246 @@
+"""Speed of minigrad's convolution on a small CIFAR-sized conv net, next to PyTorch's.
+
+    python benchmarks/bench_convnet.py [--threads N] [--rounds R] [--no-torch]
+
+The net (float32, input 3x32x32, BatchNorm + ReLU after every conv):
+
+    conv3x3 3->32, conv3x3 32->32, maxpool 2, conv3x3 32->64, conv3x3 64->64, maxpool 2,
+    conv3x3 64->128, maxpool 2, global average pool, linear 128->10
+
+Printed as a markdown table:
+  * training-step throughput (forward, cross-entropy, backward, plain SGD update)
+    in images/s at batch 64 and batch 1;
+  * forward and backward GFLOP/s of conv2d on the net's largest layer (32->32 at
+    32x32, batch 64), whole op and the GEMM alone;
+  * this machine's own float32 matmul GFLOP/s (the ceiling for an im2col conv);
+  * where PyTorch is importable, the same net and measurements in PyTorch, run in
+    the same process with the same number of threads, in alternating blocks
+    (minigrad, torch, minigrad, ...) so that a change in machine load hits both;
+    each number is the median over the blocks.
+"""
+import argparse
+import os
+import sys
+import time
+
+ARGS = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+ARGS.add_argument("--threads", type=int, default=os.cpu_count(),
+                  help="BLAS / PyTorch threads (default: all cores)")
+ARGS.add_argument("--rounds", type=int, default=7, help="alternating blocks per measurement")
+ARGS.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+
+if __name__ == "__main__":
+    _threads = str(ARGS.parse_args().threads)
+    # BLAS reads these when it is loaded, so they are set before numpy is imported.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = _threads
+
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import minigrad as mg  # noqa: E402
+import minigrad.functional as F  # noqa: E402
+
+PLAN = [(3, 32), (32, 32), "pool", (32, 64), (64, 64), "pool", (64, 128), "pool"]
+CLASSES = 10
+
+
+# ----------------------------------------------------------------------------
+# The net, written with minigrad.functional
+# ----------------------------------------------------------------------------
+class MinigradNet:
+    def __init__(self, seed=0):
+        rng = np.random.default_rng(seed)
+        self.convs = []  # (weight, bn weight, bn bias, running mean, running var)
+        for item in PLAN:
+            if item == "pool":
+                continue
+            cin, cout = item
+            w = rng.standard_normal((cout, cin, 3, 3)) * np.sqrt(2.0 / (cin * 9))  # Kaiming
+            self.convs.append((mg.tensor(w.astype(np.float32), requires_grad=True),
+                               mg.tensor(np.ones(cout, np.float32), requires_grad=True),
+                               mg.tensor(np.zeros(cout, np.float32), requires_grad=True),
+                               np.zeros(cout, np.float32), np.ones(cout, np.float32)))
+        self.fc_w = mg.tensor((rng.standard_normal((CLASSES, 128)) / np.sqrt(128)).astype(np.float32),
+                              requires_grad=True)
+        self.fc_b = mg.tensor(np.zeros(CLASSES, np.float32), requires_grad=True)
+
+    def parameters(self):
+        return [p for conv in self.convs for p in conv[:3]] + [self.fc_w, self.fc_b]
+
+    def loss(self, x, target):
+        h, convs = x, iter(self.convs)
+        for item in PLAN:
+            if item == "pool":
+                h = F.max_pool2d(h, 2)
+            else:
+                w, gamma, beta, rm, rv = next(convs)
+                h = F.conv2d(h, w, padding=1)
+                h = F.relu(F.batch_norm(h, rm, rv, gamma, beta, training=True))
+        h = F.adaptive_avg_pool2d(h, 1).reshape(x.shape[0], -1)
+        return F.cross_entropy(F.linear(h, self.fc_w, self.fc_b), target)
+
+    def step(self, x, target, lr=0.01):
+        for p in self.parameters():
+            p.grad = None
+        loss = self.loss(x, target)
+        loss.backward()
+        for p in self.parameters():
+            p.data -= lr * p.grad          # plain SGD, in place
+        return loss.item()
+
+
+def torch_net(net):
+    """The same net in PyTorch, with the same initial weights."""
+    import torch
+    nn = torch.nn
+    layers, convs = [], iter(net.convs)
+    for item in PLAN:
+        if item == "pool":
+            layers.append(nn.MaxPool2d(2))
+            continue
+        w, gamma, beta, _, _ = next(convs)
+        conv, bn = nn.Conv2d(item[0], item[1], 3, padding=1, bias=False), nn.BatchNorm2d(item[1])
+        with torch.no_grad():
+            conv.weight.copy_(torch.from_numpy(w.numpy()))
+            bn.weight.copy_(torch.from_numpy(gamma.numpy()))
+            bn.bias.copy_(torch.from_numpy(beta.numpy()))
+        layers += [conv, bn, nn.ReLU()]
+    fc = nn.Linear(128, CLASSES)
+    with torch.no_grad():
+        fc.weight.copy_(torch.from_numpy(net.fc_w.numpy()))
+        fc.bias.copy_(torch.from_numpy(net.fc_b.numpy()))
+    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), fc)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def step(x, target):
+        opt.zero_grad(set_to_none=True)
+        loss = nn.functional.cross_entropy(model(x), target)
+        loss.backward()
+        opt.step()
+        return loss.item()
+    return step
+
+
+# ----------------------------------------------------------------------------
+# Timing
+# ----------------------------------------------------------------------------
+def alternate(tasks, steps, rounds):
+    """Median seconds per call of each task, timed in alternating blocks of `steps` calls."""
+    for fn in tasks.values():       # warm-up: allocator, BLAS buffers, first-call costs
+        fn()
+    times = {name: [] for name in tasks}
+    for _ in range(rounds):
+        for name, fn in tasks.items():
+            start = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            times[name].append((time.perf_counter() - start) / steps)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
+def matmul_tasks(torch, n=1024):
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = a.T.copy()
+    tasks = {"minigrad": lambda: a @ b}
+    if torch is not None:
+        ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+        tasks["torch"] = lambda: ta @ tb
+    return tasks, 2.0 * n ** 3
+
+
+def conv_tasks(torch, N=64, C=32, O=32, H=32):
+    """Forward and backward of conv2d on the net's largest layer, and its GEMMs alone."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((N, C, H, H)).astype(np.float32)
+    w = (rng.standard_normal((O, C, 3, 3)) * 0.1).astype(np.float32)
+    gy = rng.standard_normal((N, O, H, H)).astype(np.float32)
+    flops = 2.0 * N * H * H * O * C * 9
+    X, Wt = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+    # A channels-last input and gradient, as the net feeds them (output of a previous conv).
+    X.data = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    gy_cl = np.ascontiguousarray(gy.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    op = F.conv2d(X, Wt, padding=1).creator
+    cols, w_mat = op.cols, op.w_mat                       # (1, M, K), (1, K, O)
+    g = np.ascontiguousarray(gy.transpose(0, 2, 3, 1)).reshape(1, -1, O)
+
+    def forward():
+        return F.conv2d(X, Wt, padding=1)
+
+    def backward():     # the conv's own backward (dx and dw), as in a training step
+        forward().creator.backward(gy_cl)
+
+    tasks = {"fwd": forward, "fwd+bwd": backward,
+             "gemm_fwd": lambda: np.matmul(cols, w_mat),
+             "gemm_dw": lambda: np.matmul(cols.transpose(0, 2, 1), g)}
+    if torch is not None:
+        tx, tw = torch.from_numpy(x).requires_grad_(), torch.from_numpy(w).requires_grad_()
+        tgy = torch.from_numpy(gy)
+        tasks["torch_fwd"] = lambda: torch.nn.functional.conv2d(tx, tw, padding=1)
+        tasks["torch_fwd+bwd"] = lambda: torch.nn.functional.conv2d(tx, tw, padding=1).backward(tgy)
+    return tasks, flops
+
+
+def main():
+    args = ARGS.parse_args()
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+            torch.set_num_threads(args.threads)
+        except ImportError:
+            print("(PyTorch is not installed: minigrad numbers only)\n")
+
+    rows, check = [], None
+    net = MinigradNet()
+    torch_step = torch_net(net) if torch is not None else None
+    rng = np.random.default_rng(2)
+    for batch, steps in ((64, 2), (1, 40)):
+        x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
+        t = rng.integers(0, CLASSES, batch)
+        tasks = {"minigrad": lambda: net.step(x, t)}
+        if torch is not None:
+            tx, tt = torch.from_numpy(x), torch.from_numpy(t)
+            tasks["torch"] = lambda: torch_step(tx, tt)
+            if batch == 64:     # same weights, same data: the first losses must agree
+                losses = net.step(x, t), torch_step(tx, tt)
+                check = f"first-step loss: minigrad {losses[0]:.6f}, PyTorch {losses[1]:.6f}"
+        sec = alternate(tasks, steps, args.rounds)
+        ips = {k: batch / v for k, v in sec.items()}
+        rows.append((f"training step, batch {batch} (images/s)", ips["minigrad"], ips.get("torch")))
+
+    tasks, flops = conv_tasks(torch)
+    sec = alternate(tasks, 2, args.rounds)
+    gf = {k: flops * (3 if "bwd" in k else 1) / v / 1e9 for k, v in sec.items()}
+    rows.append(("conv2d 32->32 3x3, 32x32, batch 64: forward (GFLOP/s)", gf["fwd"], gf.get("torch_fwd")))
+    rows.append(("same conv: forward + backward (GFLOP/s)", gf["fwd+bwd"], gf.get("torch_fwd+bwd")))
+
+    tasks_mm, flops_mm = matmul_tasks(torch)
+    sec = alternate(tasks_mm, 5, args.rounds)
+    mm = {k: flops_mm / v / 1e9 for k, v in sec.items()}
+    rows.append(("float32 matmul 1024x1024x1024 (GFLOP/s)", mm["minigrad"], mm.get("torch")))
+    rows.append(("conv forward GEMM alone, (65536x288)@(288x32) (GFLOP/s)", gf["gemm_fwd"], None))
+    rows.append(("conv weight-gradient GEMM alone, (288x65536)@(65536x32) (GFLOP/s)", gf["gemm_dw"], None))
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"minigrad {mg.__version__}, NumPy {np.__version__}"
+          + (f", PyTorch {torch.__version__}" if torch is not None else "")
+          + f"; {args.threads} threads; {os.cpu_count()} cores; load average {load:.2f}; "
+          f"medians of {args.rounds} alternating blocks")
+    if check:
+        print(check)
+    print()
+    print("| measurement | minigrad (NumPy) | PyTorch | ratio |")
+    print("|---|---:|---:|---:|")
+    for name, ours, theirs in rows:
+        ref = f"{theirs:.1f}" if theirs is not None else "-"
+        ratio = f"{ours / theirs:.2f}x" if theirs else "-"
+        print(f"| {name} | {ours:.1f} | {ref} | {ratio} |")
+    print(f"\nconv GEMMs as a share of this machine's matmul rate ({mm['minigrad']:.0f} GFLOP/s): "
+          f"forward {gf['gemm_fwd'] / mm['minigrad']:.0%}, weight gradient "
+          f"{gf['gemm_dw'] / mm['minigrad']:.0%}; whole conv2d forward {gf['fwd'] / mm['minigrad']:.0%}, "
+          f"forward + backward {gf['fwd+bwd'] / mm['minigrad']:.0%}")
+
+
+if __name__ == "__main__":
+    main()

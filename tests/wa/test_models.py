@@ -1,0 +1,180 @@
+"""The paper's models: every model with every norm spec, parameter counts by hand, Fixup's
+initialisation, the plain8 activations, and clear errors for unknown names."""
+import math
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+from minigrad import nn
+from minigrad.nn import init
+from wa import models, norms
+from wa.models import FixupBasicBlock, FixupBottleneck
+from wa.nn import WAConv2d, WNConv2d, WSConv2d
+
+# Small enough to run every (model, spec) pair in a few seconds on a CPU.
+WIDTH = {"plain8": 0.25, "resnet20": 0.25, "vgg11": 1 / 16, "vgg16": 1 / 16}
+SIZE = {"plain8": 8, "vgg11": 32, "vgg16": 32}          # VGG pools 5 times; ResNets 3 times: 16
+
+
+def _input(name, batch, rng):
+    s = SIZE.get(name, 16)
+    return mg.tensor(rng.standard_normal((batch, 3, s, s)).astype(np.float32))
+
+
+def test_names():
+    assert models.names() == sorted(["plain8", "vgg11", "vgg16", "resnet18", "resnet34",
+                                     "resnet50", "resnet101", "resnet152", "resnet20"])
+
+
+@pytest.mark.parametrize("spec", norms.VALID_SPECS)
+@pytest.mark.parametrize("name", models.names())
+def test_every_model_with_every_spec_trains_one_step(name, spec, rng):
+    init.manual_seed(0)
+    model = models.build(name, spec, num_classes=7, width=WIDTH.get(name, 1 / 16))
+    activation, weight = norms.parse(spec)
+    batches = (2,) if activation == "bn" else (2, 1)     # BN has no statistics at batch 1 here
+    for batch in batches:
+        model.zero_grad()
+        out = model(_input(name, batch, rng))
+        assert out.shape == (batch, 7) and np.all(np.isfinite(out.numpy()))
+        (out * out).sum().backward()
+        for pname, p in model.named_parameters():
+            assert p.grad is not None and np.all(np.isfinite(p.grad)), pname
+    # Every conv is of the spec's class; the classifier is a plain Linear (never WA).
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(type(m) is norms.conv_class(spec) for m in convs)
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert len(linears) == 1 and type(linears[0]) is nn.Linear
+
+
+def test_batchnorm_at_batch_one_with_1x1_maps_is_a_clear_error(rng):
+    model = models.build("resnet20", "bn+wa", width=0.25)
+    x = mg.tensor(rng.standard_normal((1, 3, 4, 4)).astype(np.float32))   # last stage is 1x1
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        model(x)
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(ValueError, match="valid models: plain8, resnet101"):
+        models.build("resnet19")
+    with pytest.raises(ValueError, match="Valid specs: none, bn, gn"):
+        models.build("resnet20", norm="gn+bn")
+    with pytest.raises(ValueError, match="width"):
+        models.build("resnet20", width=0)
+
+
+def _count(model):
+    return sum(p.size for p in model.parameters())
+
+
+def test_parameter_count_plain8_by_hand():
+    c = 64
+    convs = 3 * c * 9 + 6 * c * c * 9          # 7 conv3x3, no bias
+    fc = c * 10                                # no bias
+    assert _count(models.build("plain8", "none")) == convs + fc
+    assert _count(models.build("plain8", "wa")) == convs + fc + 7 * c           # + gamma
+    assert _count(models.build("plain8", "bn+wa")) == convs + fc + 7 * c + 7 * 2 * c
+    assert _count(models.build("plain8", "bcn")) == convs + fc + 7 * 4 * c     # two affines
+
+
+def test_parameter_count_resnet20_by_hand():
+    bn = lambda c: 2 * c
+    conv = lambda cin, cout, k: cin * cout * k * k
+    stem = conv(3, 16, 3) + bn(16)
+    plain = lambda c: 2 * (conv(c, c, 3) + bn(c))                   # block without projection
+    down = lambda cin, c: conv(cin, c, 3) + conv(c, c, 3) + 2 * bn(c) + conv(cin, c, 1) + bn(c)
+    total = (stem + 3 * plain(16) + down(16, 32) + 2 * plain(32) + down(32, 64) + 2 * plain(64)
+             + 64 * 10 + 10)
+    assert total == 272474
+    assert _count(models.build("resnet20", "bn")) == total
+    # Fixup (no norm): the same convs, no BN, 5 scalars per block and 2 in the stem/classifier.
+    # (BN layers: the stem's, 2 per block, 1 per projection shortcut: 7 per width.)
+    convs = total - 7 * (bn(16) + bn(32) + bn(64))
+    assert _count(models.build("resnet20", "none")) == convs + 9 * 5 + 2
+
+
+def test_width_scales_every_channel_count():
+    m = models.build("resnet18", "gn", width=0.5)
+    assert m.fc.in_features == 256 and m.conv1.out_channels == 32
+    m = models.build("resnet50", "gn", width=0.5)
+    assert m.fc.in_features == 1024                       # 512 * 0.5 * expansion 4
+    m = models.build("vgg16", "gn", width=0.1)            # 64 * 0.1 -> 6 channels, 3 groups
+    assert m.features[0].out_channels == 6 and m.features[1].num_groups == 6
+    assert models.build("plain8", "none", width=0.001).classifier.in_features == 1
+
+
+@pytest.mark.parametrize("spec", ["none", "wa", "wn", "ws"])
+def test_fixup_initialisation(spec, rng):
+    """Without an activation norm the residual nets start as Fixup: every residual branch
+    outputs 0, so each block with an identity shortcut is the identity on its (ReLU'd) input."""
+    model = models.build("resnet20", spec, width=0.5)
+    assert model.fixup and not models.build("resnet20", "gn+" + (spec if spec != "none" else "wa")).fixup
+    assert np.all(model.fc.weight.numpy() == 0) and np.all(model.fc.bias.numpy() == 0)
+    blocks = [m for m in model.modules() if isinstance(m, FixupBasicBlock)]
+    assert len(blocks) == 9
+    factor = 9 ** -0.5                                    # L^(-1/(2m-2)), L = 9 branches, m = 2
+    for b in blocks:
+        if isinstance(b.conv2, WAConv2d):
+            assert np.all(b.conv2.gamma.numpy() == 0) and np.all(b.conv2.weight.numpy() != 0)
+            np.testing.assert_allclose(b.conv1.gamma.numpy(), factor, rtol=1e-6)
+        elif isinstance(b.conv2, WNConv2d):
+            assert np.all(b.conv2.weight_g.numpy() == 0)
+            n = b.conv1.weight.numpy().reshape(b.conv1.out_channels, -1)
+            np.testing.assert_allclose(b.conv1.weight_g.numpy(), factor * np.linalg.norm(n, axis=1),
+                                       rtol=1e-5)
+        elif isinstance(b.conv2, WSConv2d):
+            assert b.scale.numpy()[0] == 0
+        else:
+            assert np.all(b.conv2.weight.numpy() == 0)
+            fan_in = b.conv1.weight.size // b.conv1.out_channels
+            std = b.conv1.weight.numpy().std()
+            assert abs(std / (factor * math.sqrt(2 / fan_in)) - 1) < 0.15
+    x = mg.tensor(np.abs(rng.standard_normal((2, 8, 8, 8))).astype(np.float32))
+    first = blocks[0]                                     # 8 -> 8 channels, identity shortcut
+    assert first.shortcut is None
+    np.testing.assert_allclose(first(x).numpy(), x.numpy(), rtol=1e-6)
+
+
+def test_fixup_bottleneck_factor():
+    model = models.build("resnet50", "wa", width=1 / 16)
+    blocks = [m for m in model.modules() if isinstance(m, FixupBottleneck)]
+    factor = len(blocks) ** -0.25                         # m = 3: L^(-1/4), L = 16
+    assert len(blocks) == 16
+    for b in blocks:
+        np.testing.assert_allclose(b.conv1.gamma.numpy(), factor, rtol=1e-6)
+        np.testing.assert_allclose(b.conv2.gamma.numpy(), factor, rtol=1e-6)
+        assert np.all(b.conv3.gamma.numpy() == 0)
+
+
+def test_plain8_activations(rng):
+    model = models.build("plain8", "gn+wa", num_classes=10, width=0.5)
+    x = mg.tensor(rng.standard_normal((3, 3, 12, 10)).astype(np.float32))
+    out, acts = model(x, return_activations=True)
+    assert len(acts) == 8
+    assert [a.shape for a in acts] == [(3, 32, 12, 10)] * 7 + [(3, 10)]
+    np.testing.assert_array_equal(acts[-1].numpy(), out.numpy())
+    np.testing.assert_array_equal(model(x).numpy(), out.numpy())
+    assert all(m.bias is None for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+
+
+def test_plain8_wa_centres_the_channels_and_keeps_the_scale(rng):
+    """The mechanism of Fig. 2, at initialisation with N(0, 1) input:
+    * eq. (6): zero-mean filters keep every channel's mean near 0, where the Kaiming baseline
+      drifts (its filters have random nonzero means, eq. 4);
+    * eqs. (8)-(9): the variance stays the same order from layer to layer.  Exactly zero-mean
+      filters also cancel the E[y]^2 part of eq. (7), so with independent ReLU inputs the variance
+      shrinks by 1 - 1/pi ~ 0.68 per layer (Var[relu(x)] = (1/2 - 1/(2 pi)) Var[x]); gamma can
+      learn it back."""
+    x = mg.tensor(rng.standard_normal((8, 3, 8, 8)).astype(np.float32))
+    drift = {}
+    for spec in ("none", "wa"):
+        init.manual_seed(1)
+        with mg.no_grad():
+            _, acts = models.build("plain8", spec)(x, return_activations=True)
+        a = [t.numpy() for t in acts[:7]]
+        drift[spec] = np.mean([np.abs(t.mean(axis=(0, 2, 3))).mean() / t.std() for t in a[1:]])
+        if spec == "wa":
+            ratios = [a[i + 1].var() / a[i].var() for i in range(1, 6)]
+            assert all(0.5 < r < 0.85 for r in ratios), ratios
+    assert drift["wa"] < 0.15 < 0.3 < drift["none"], drift

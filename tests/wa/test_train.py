@@ -1,0 +1,315 @@
+"""wa-train end to end, on tiny models and a few images: files, resume after kills and Ctrl-C,
+divergence, usage errors, data errors.  Nothing is downloaded."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import minigrad as mg
+import wa.data as D
+import wa.models
+import wa.train as T
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = ["--dataset", "synthetic", "--model", "plain8", "--width", "0.0625", "--limit-train", "64",
+        "--limit-test", "32", "--batch-size", "16", "--norm", "gn+wa"]
+TIMING = ("seconds", "images_per_s")
+
+
+class Killed(Exception):
+    """Stands in for SIGKILL: the process stops at that point, nothing after it runs."""
+
+
+def train(out, *extra, epochs=2):
+    return T.main(TINY + ["--epochs", str(epochs), "--out", str(out), *extra])
+
+
+def metrics(out):
+    with open(os.path.join(out, "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def without_timing(records):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in records]
+
+
+def final_weights(out):
+    return T.load_checkpoint(os.path.join(out, "checkpoint.npz"))["model"]
+
+
+def assert_same_run(a, b):
+    assert without_timing(metrics(a)) == without_timing(metrics(b))
+    wa_, wb = final_weights(a), final_weights(b)
+    assert wa_.keys() == wb.keys()
+    for k in wa_:
+        np.testing.assert_array_equal(wa_[k], wb[k], err_msg=k)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """One uninterrupted 3-epoch run that the resume tests compare against."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    assert train(out, epochs=3) == 0
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+def test_default_lr_hits_the_papers_two_settings():
+    assert T.default_lr(64) == pytest.approx(0.01)
+    assert T.default_lr(1) == pytest.approx(0.001)
+    assert T.default_lr(1) < T.default_lr(2) < T.default_lr(8) < T.default_lr(64)
+
+
+def test_short_run_writes_the_run_folder(reference, capsys):
+    files = set(os.listdir(reference))
+    assert {"config.json", "metrics.jsonl", "checkpoint.npz"} <= files
+    if pytest.importorskip.__module__ and _has_matplotlib():
+        assert "curves.png" in files
+    cfg = json.load(open(reference / "config.json"))
+    s = cfg["settings"]
+    assert s["seed"] == 0 and s["momentum"] == 0.9 and s["weight_decay"] == 5e-4
+    assert s["lr"] == pytest.approx(T.default_lr(16)) and s["norm"] == "gn+wa"
+    assert cfg["versions"]["weightalign"] and cfg["data"]["train_images"] == 64
+    rows = metrics(reference)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    for r in rows:
+        assert set(r) == {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr",
+                          "seconds", "images_per_s"}
+        assert 0 <= r["train_acc"] <= 1 and 0 <= r["test_acc"] <= 1
+        assert math.isfinite(r["train_loss"]) and r["images_per_s"] > 0
+    assert rows[0]["lr"] == pytest.approx(T.default_lr(16)) and rows[2]["lr"] < rows[1]["lr"]
+    state = T.load_checkpoint(str(reference / "checkpoint.npz"))
+    assert state["epoch"] == 3 and state["batch"] == 0 and len(state["history"]) == 3
+
+
+def _has_matplotlib():
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def test_summary_line_per_epoch_and_eval_only(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert train(out, epochs=1) == 0
+    lines = [l for l in capsys.readouterr().out.splitlines() if l.startswith("epoch")]
+    assert len(lines) == 1 and "test loss" in lines[0] and "img/s" in lines[0]
+    assert T.main(["--out", str(out), "--eval-only"]) == 0
+    printed = capsys.readouterr().out
+    assert f"test acc {metrics(out)[0]['test_acc']:.4f}" in printed
+
+
+def test_killed_after_an_epoch_then_resumed_equals_uninterrupted(reference, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    calls = []
+
+    def die_after_checkpoint(self, rec):     # epoch 1's checkpoint is on disk, its line is not
+        calls.append(rec)
+        raise Killed
+    with monkeypatch.context() as m:
+        m.setattr(T.Trainer, "append_metrics", die_after_checkpoint)
+        with pytest.raises(Killed):
+            train(out, epochs=3)
+    assert len(calls) == 1 and T.load_checkpoint(str(out / "checkpoint.npz"))["epoch"] == 1
+    assert T.main(["--out", str(out), "--resume"]) == 0
+    assert_same_run(reference, out)
+
+
+def test_killed_mid_epoch_without_saving_then_resumed(reference, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    original, steps = T.Trainer.train_step, []
+
+    def dies_at_step_6(self, x, y):           # epoch 2, batch 2: only epoch 1 is saved
+        steps.append(1)
+        if len(steps) == 6:
+            raise Killed
+        return original(self, x, y)
+    with monkeypatch.context() as m:
+        m.setattr(T.Trainer, "train_step", dies_at_step_6)
+        with pytest.raises(Killed):
+            train(out, epochs=3)
+    assert len(metrics(out)) == 1
+    assert T.main(["--out", str(out), "--resume"]) == 0
+    assert_same_run(reference, out)
+
+
+def test_ctrl_c_saves_mid_epoch_and_resume_is_exact(reference, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    original, steps = T.Trainer.train_step, []
+
+    def ctrl_c_at_step_7(self, x, y):
+        steps.append(1)
+        if len(steps) == 7:                    # epoch 2, batch 3 of 4
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, x, y)
+    with monkeypatch.context() as m:
+        m.setattr(T.Trainer, "train_step", ctrl_c_at_step_7)
+        assert train(out, epochs=3) == 130
+    assert "--resume" in capsys.readouterr().out
+    state = T.load_checkpoint(str(out / "checkpoint.npz"))
+    assert (state["epoch"], state["batch"]) == (1, 3)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
+    assert T.main(["--out", str(out), "--resume"]) == 0
+    assert_same_run(reference, out)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = T.main(TINY[:-2] + ["--norm", "none", "--lr", "1e30", "--epochs", "2", "--out", str(out)])
+    assert code == 1
+    msg = capsys.readouterr().out
+    assert "diverged" in msg and "--lr" in msg
+    state = T.load_checkpoint(str(out / "checkpoint.npz"))
+    assert state["epoch"] == 0 and state["batch"] == 0         # the starting point, untouched
+    assert metrics(out) == []
+
+
+def test_learns_the_synthetic_set(tmp_path):
+    out = tmp_path / "run"
+    assert T.main(["--dataset", "synthetic", "--model", "plain8", "--width", "0.125",
+                   "--limit-train", "512", "--limit-test", "200", "--batch-size", "32",
+                   "--norm", "gn+wa", "--lr", "0.05", "--epochs", "3", "--no-augment",
+                   "--out", str(out)]) == 0
+    assert metrics(out)[-1]["test_acc"] > 0.3                # chance is 0.1
+
+
+# ---------------------------------------------------------------------------------------
+# Usage errors: exit code 2, one line, no traceback
+# ---------------------------------------------------------------------------------------
+@pytest.fixture
+def tiny_bn_on_1x1(monkeypatch):
+    """A model whose BatchNorm sees a 1x1 map, registered as 'pooled_bn'."""
+    def build(**kw):
+        nn = mg.nn
+        norm = nn.BatchNorm2d(3) if "bn" in kw["norm"] else nn.Identity()
+        return nn.Sequential(nn.AdaptiveAvgPool2d(1), norm, nn.Flatten(), nn.Linear(3, kw["num_classes"]))
+    monkeypatch.setitem(wa.models._MODELS, "pooled_bn", build)
+
+
+@pytest.mark.parametrize("flags, reason", [
+    (["--model", "nope"], "unknown --model 'nope'"),
+    (["--norm", "xn"], "invalid norm spec"),
+    (["--batch-size", "0"], "must be positive"),
+    (["--epochs", "-1"], "must be positive"),
+    (["--dataset", "mnist"], "invalid choice"),
+    (["--lr", "abc"], "expected a float"),
+    (["--batch-size", "100"], "exceeds the 64 training images"),
+    (["--model", "pooled_bn", "--norm", "bn", "--batch-size", "1"], "cannot train pooled_bn at --batch-size 1"),
+    (["--resume"], "holds no checkpoint"),
+])
+def test_bad_flags_exit_2_with_one_line(tmp_path, capsys, flags, reason, tiny_bn_on_1x1):
+    with pytest.raises(SystemExit) as e:
+        T.main(TINY + ["--epochs", "1", "--out", str(tmp_path / "r")] + flags)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("wa-train: error: ") and reason in err[-1]
+    assert not any("Traceback" in line for line in err)
+
+
+def test_batch_one_is_fine_where_the_norm_is_defined(tmp_path, tiny_bn_on_1x1):
+    assert T.main(TINY + ["--model", "pooled_bn", "--norm", "gn", "--batch-size", "1",
+                          "--limit-train", "4", "--epochs", "1", "--out", str(tmp_path / "r")]) == 0
+
+
+def test_existing_run_and_conflicting_resume_flags_are_refused(reference, capsys):
+    with pytest.raises(SystemExit) as e:
+        train(reference, epochs=3)
+    assert e.value.code == 2 and "--resume" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        T.main(["--out", str(reference), "--resume", "--batch-size", "8"])
+    assert e.value.code == 2 and "differs from the saved run" in capsys.readouterr().err
+
+
+def test_cuda_without_gpu_is_a_usage_error(tmp_path, capsys):
+    if mg.is_available("cuda"):
+        pytest.skip("a GPU is present")
+    with pytest.raises(SystemExit) as e:
+        train(tmp_path / "r", "--device", "cuda")
+    assert e.value.code == 2 and "--device cuda" in capsys.readouterr().err
+
+
+def test_command_line_entry_point_exits_2_without_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "wa.train", "--model", "nope", "--out",
+                        str(tmp_path / "r")], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and r.stderr.strip().splitlines()[-1].startswith("wa-train: error:")
+
+
+def test_console_scripts_point_at_callables():
+    import importlib
+    import tomllib
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        scripts = tomllib.load(f)["project"]["scripts"]
+    assert {"wa-train", "wa-activations", "wa-sweep"} <= set(scripts)
+    for target in scripts.values():
+        module, func = target.split(":")
+        assert callable(getattr(importlib.import_module(module), func))
+
+
+# ---------------------------------------------------------------------------------------
+# Real-format CIFAR folders
+# ---------------------------------------------------------------------------------------
+def make_cifar_dir(root):
+    ds = D.load_dataset("cifar10-sample", limit_train=80, limit_test=40)
+    D.write_cifar(str(root), "cifar10", ds.x_train, ds.y_train, ds.x_test, ds.y_test, ds.classes)
+    return root
+
+
+def test_trains_from_an_official_format_folder_offline(tmp_path, monkeypatch):
+    def no_network(url):
+        raise AssertionError("network used")
+    monkeypatch.setattr(D, "_fetch", no_network)
+    data = make_cifar_dir(tmp_path / "data")
+    out = tmp_path / "run"
+    assert T.main(TINY + ["--dataset", "cifar10", "--data-dir", str(data), "--no-download",
+                          "--epochs", "1", "--out", str(out)]) == 0
+    assert json.load(open(out / "config.json"))["data"]["classes"][0] == "airplane"
+
+
+def test_missing_data_folder_is_a_clear_error(tmp_path, capsys):
+    code = T.main(TINY + ["--dataset", "cifar10", "--data-dir", str(tmp_path / "empty"),
+                          "--no-download", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 1 and D.CIFAR["cifar10"]["url"] in err and "--data-dir" in err
+    assert "Traceback" not in err
+
+
+def test_corrupt_batch_file_is_a_clear_error(tmp_path, capsys):
+    data = make_cifar_dir(tmp_path / "data")
+    batch = data / "cifar-10-batches-py" / "data_batch_2"
+    batch.write_bytes(batch.read_bytes()[:1000])
+    code = T.main(TINY + ["--dataset", "cifar10", "--data-dir", str(data), "--no-download",
+                          "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 1 and "data_batch_2 is truncated or corrupt" in err
+
+
+# ---------------------------------------------------------------------------------------
+# Checkpoint format
+# ---------------------------------------------------------------------------------------
+def test_checkpoint_round_trip_keeps_types(tmp_path):
+    state = {"a": np.arange(6, dtype=np.float32).reshape(2, 3), 3: {"momentum_buffer": np.ones(2)},
+             "rng": np.random.default_rng(1).bit_generator.state, "legacy": np.random.get_state(),
+             "list": [1, 2.5, None, "x"], "np": np.float32(1.5)}
+    path = str(tmp_path / "c.npz")
+    T.save_checkpoint(path, state)
+    back = T.load_checkpoint(path)
+    np.testing.assert_array_equal(back["a"], state["a"])
+    assert back["a"].dtype == np.float32 and 3 in back and back["rng"] == state["rng"]
+    assert isinstance(back["legacy"], tuple)
+    np.random.set_state(back["legacy"])
+    assert back["list"] == [1, 2.5, None, "x"] and back["np"] == 1.5
+    assert not os.path.exists(path + ".tmp")
+
+
+def test_damaged_checkpoint_is_reported(tmp_path):
+    path = tmp_path / "c.npz"
+    path.write_bytes(b"not an npz")
+    with pytest.raises(T.CheckpointError, match="cannot read checkpoint"):
+        T.load_checkpoint(str(path))

@@ -1,0 +1,350 @@
+"""The paper's networks, each buildable with any norm spec (see `wa.norms`).
+
+    model = wa.models.build("resnet20", norm="gn+wa", num_classes=10, width=1.0)
+    wa.models.names()     # ['plain8', 'resnet101', ..., 'vgg16']
+
+Every model is for CIFAR-sized inputs (N, 3, H, W) and ends in global average pooling, so any
+H, W works as long as the feature maps do not shrink below 1x1 (VGG halves them five times:
+use H, W >= 32; the ResNets three times: H, W >= 8).
+
+Common choices, the same for every spec so that models differ only in their normalization:
+  * every conv is built by the spec's conv class (Conv2d, WAConv2d, WSConv2d, WNConv2d), has no
+    bias, and is followed by the spec's activation norm (Identity for none); WA is also applied
+    to the first conv and to the 1x1 projection shortcuts, never to the final classifier (the
+    paper's rule; the classifier is a plain Linear);
+  * raw conv weights start as Kaiming normal, N(0, 2/fan_in) (He et al.; the paper's III-C);
+  * `width` multiplies every channel count: c -> max(1, round(c * width)); group counts for gn
+    and bcn are chosen per layer by `wa.norms.num_groups`, so any width is valid.
+
+Models:
+  plain8     7 conv3x3 (stride 1, 64 channels) + ReLU, global average pooling, a linear
+             classifier, no bias anywhere: the network of the paper's Fig. 2.
+             `model(x, return_activations=True)` also returns the 8 pre-activations (the output
+             of conv layer i after its norm, before the ReLU, for i = 1..7, then the logits).
+  vgg11/16   CIFAR VGG: 3x3 convs with a norm and ReLU, 2x2 max pooling after each stage.
+  resnet*    CIFAR ResNets: 3x3 stem (stride 1, no max pooling), four stages (64, 128, 256, 512
+             channels; strides 1, 2, 2, 2) of basic blocks (18, 34) or bottlenecks (50, 101,
+             152, expansion 4), projection shortcuts (1x1 conv + norm) where the shape changes.
+  resnet20   He et al. (2016) CIFAR ResNet: three stages of 3 basic blocks, 16/32/64 channels.
+             Shortcuts are 1x1 projections too (option B), not the zero-padding of option A.
+
+Fixup (Zhang et al. 2019) replaces normalization in the residual nets whose spec has no
+activation norm (none, wa, ws, wn), as the paper's baseline does: scalar biases before each conv
+and each ReLU and before the classifier (init 0), a scalar multiplier at the end of each
+residual branch (init 1), the weights inside a branch of m layers scaled by L^(-1/(2m-2)) for
+L branches in the network, the last layer of each branch and the classifier set to zero.
+Where "scale" and "zero" act depends on the conv class, because a re-parameterization decides
+what the raw weight's scale means:
+    Conv2d     the raw weight is scaled / set to 0 (Fixup as published);
+    WAConv2d   gamma is set to the factor / to 0: WA discards the raw weight's scale, and WA of
+               an all-zero filter is 0/0 (undefined), so the raw weights keep their He init;
+    WNConv2d   g is scaled / set to 0 (the same reasoning as WA);
+    WSConv2d   WS has no scale parameter: the scaling is skipped, and the zero goes to the
+               branch's scalar multiplier instead.
+"""
+import numpy as np
+
+import minigrad.functional as F
+from minigrad import nn
+from minigrad.nn import init
+
+from . import norms
+from .nn import WAConv2d, WNConv2d, WSConv2d
+
+__all__ = ["build", "names", "Plain8", "VGG", "ResNet", "BasicBlock", "Bottleneck",
+           "FixupBasicBlock", "FixupBottleneck"]
+
+
+def _ch(c, width):
+    return max(1, int(round(c * width)))
+
+
+def _kaiming(module):
+    """Kaiming-normal init of every conv and linear in `module`, zero biases."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            if m.bias is not None:
+                init.zeros_(m.bias)
+        if isinstance(m, WNConv2d):
+            m.reset_g()                      # keep the effective weight = the Kaiming weight
+
+
+def _conv_norm(spec, c_in, c_out, k, stride=1):
+    conv_cls, norm = norms.make(spec, c_out)
+    return conv_cls(c_in, c_out, k, stride=stride, padding=k // 2, bias=False), norm
+
+
+# ----------------------------------------------------------------------------
+# Plain networks
+# ----------------------------------------------------------------------------
+class Plain8(nn.Module):
+    """The 8-layer net of Fig. 2: 7 x (conv3x3 -> norm -> ReLU), global average pool, linear."""
+
+    def __init__(self, norm="none", num_classes=10, width=1.0, in_channels=3, channels=64):
+        super().__init__()
+        c = _ch(channels, width)
+        pairs = [_conv_norm(norm, in_channels if i == 0 else c, c, 3) for i in range(7)]
+        self.convs = nn.ModuleList([p[0] for p in pairs])
+        self.norms = nn.ModuleList([p[1] for p in pairs])
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c, num_classes, bias=False)
+        _kaiming(self)
+
+    def forward(self, x, return_activations=False):
+        acts = []
+        for conv, norm in zip(self.convs, self.norms):
+            x = norm(conv(x))
+            acts.append(x)                   # the pre-activation the histograms of Fig. 2 show
+            x = F.relu(x)
+        x = self.classifier(self.pool(x).flatten(1))
+        acts.append(x)
+        return (x, acts) if return_activations else x
+
+
+VGG_CONFIGS = {
+    "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+    "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+              512, 512, 512, "M"],
+}
+
+
+class VGG(nn.Module):
+    """CIFAR VGG: `cfg` lists conv widths and "M" (2x2 max pool); then a linear classifier."""
+
+    def __init__(self, cfg, norm="none", num_classes=10, width=1.0, in_channels=3):
+        super().__init__()
+        layers, c_in = [], in_channels
+        for v in cfg:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2))
+            else:
+                c = _ch(v, width)
+                layers += [*_conv_norm(norm, c_in, c, 3), nn.ReLU()]
+                c_in = c
+        self.features = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_in, num_classes)
+        _kaiming(self)
+
+    def forward(self, x):
+        return self.classifier(self.pool(self.features(x)).flatten(1))
+
+
+# ----------------------------------------------------------------------------
+# Residual blocks with an activation norm
+# ----------------------------------------------------------------------------
+class BasicBlock(nn.Module):
+    """relu(n2(conv3x3(relu(n1(conv3x3(x))))) + shortcut(x))."""
+    expansion, depth = 1, 2
+
+    def __init__(self, c_in, planes, stride, norm):
+        super().__init__()
+        c_out = planes * self.expansion
+        self.conv1, self.n1 = _conv_norm(norm, c_in, planes, 3, stride)
+        self.conv2, self.n2 = _conv_norm(norm, planes, c_out, 3)
+        self.shortcut = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(*_conv_norm(norm, c_in, c_out, 1, stride))
+
+    def forward(self, x):
+        out = F.relu(self.n1(self.conv1(x)))
+        return F.relu(self.n2(self.conv2(out)) + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    """relu(n3(conv1x1(relu(n2(conv3x3(relu(n1(conv1x1(x))))))) + shortcut(x)), expansion 4."""
+    expansion, depth = 4, 3
+
+    def __init__(self, c_in, planes, stride, norm):
+        super().__init__()
+        c_out = planes * self.expansion
+        self.conv1, self.n1 = _conv_norm(norm, c_in, planes, 1)
+        self.conv2, self.n2 = _conv_norm(norm, planes, planes, 3, stride)
+        self.conv3, self.n3 = _conv_norm(norm, planes, c_out, 1)
+        self.shortcut = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.shortcut = nn.Sequential(*_conv_norm(norm, c_in, c_out, 1, stride))
+
+    def forward(self, x):
+        out = F.relu(self.n1(self.conv1(x)))
+        out = F.relu(self.n2(self.conv2(out)))
+        return F.relu(self.n3(self.conv3(out)) + self.shortcut(x))
+
+
+# ----------------------------------------------------------------------------
+# Fixup residual blocks (no activation norm)
+# ----------------------------------------------------------------------------
+def _scalar(value):
+    return nn.Parameter(np.full(1, value, dtype=np.float32))
+
+
+def _shortcut(norm, c_in, c_out, stride):
+    if stride == 1 and c_in == c_out:
+        return None
+    return norms.conv_class(norm)(c_in, c_out, 1, stride=stride, bias=False)
+
+
+class FixupBasicBlock(nn.Module):
+    """Fixup's basic block: scalar biases around each conv and ReLU, a scalar multiplier."""
+    expansion, depth = 1, 2
+
+    def __init__(self, c_in, planes, stride, norm):
+        super().__init__()
+        conv_cls, c_out = norms.conv_class(norm), planes * self.expansion
+        self.bias1a, self.bias1b, self.bias2a, self.bias2b = (_scalar(0.0) for _ in range(4))
+        self.scale = _scalar(1.0)
+        self.conv1 = conv_cls(c_in, planes, 3, stride=stride, padding=1, bias=False)
+        self.conv2 = conv_cls(planes, c_out, 3, padding=1, bias=False)
+        self.shortcut = _shortcut(norm, c_in, c_out, stride)
+
+    def branch_convs(self):
+        return [self.conv1, self.conv2]
+
+    def forward(self, x):
+        out = F.relu(self.conv1(x + self.bias1a) + self.bias1b)
+        out = self.conv2(out + self.bias2a) * self.scale + self.bias2b
+        identity = x if self.shortcut is None else self.shortcut(x + self.bias1a)
+        return F.relu(out + identity)
+
+
+class FixupBottleneck(nn.Module):
+    """Fixup's bottleneck block (1x1, 3x3, 1x1 convs, expansion 4)."""
+    expansion, depth = 4, 3
+
+    def __init__(self, c_in, planes, stride, norm):
+        super().__init__()
+        conv_cls, c_out = norms.conv_class(norm), planes * self.expansion
+        self.bias1a, self.bias1b, self.bias2a, self.bias2b, self.bias3a, self.bias3b = (
+            _scalar(0.0) for _ in range(6))
+        self.scale = _scalar(1.0)
+        self.conv1 = conv_cls(c_in, planes, 1, bias=False)
+        self.conv2 = conv_cls(planes, planes, 3, stride=stride, padding=1, bias=False)
+        self.conv3 = conv_cls(planes, c_out, 1, bias=False)
+        self.shortcut = _shortcut(norm, c_in, c_out, stride)
+
+    def branch_convs(self):
+        return [self.conv1, self.conv2, self.conv3]
+
+    def forward(self, x):
+        out = F.relu(self.conv1(x + self.bias1a) + self.bias1b)
+        out = F.relu(self.conv2(out + self.bias2a) + self.bias2b)
+        out = self.conv3(out + self.bias3a) * self.scale + self.bias3b
+        identity = x if self.shortcut is None else self.shortcut(x + self.bias1a)
+        return F.relu(out + identity)
+
+
+def _fixup_scale_(conv, factor):
+    """Multiply the effective weight of a branch conv by `factor` (see the module docstring)."""
+    if isinstance(conv, WAConv2d):
+        init.constant_(conv.gamma, factor)
+    elif isinstance(conv, WNConv2d):
+        conv.weight_g.data *= factor
+    elif not isinstance(conv, WSConv2d):       # WS normalizes any scale away: nothing to do
+        conv.weight.data *= factor
+
+
+def _fixup_zero_(conv, block):
+    """Make the branch output 0 at initialisation, through its last conv."""
+    if isinstance(conv, WAConv2d):
+        init.zeros_(conv.gamma)
+    elif isinstance(conv, WNConv2d):
+        init.zeros_(conv.weight_g)
+    elif isinstance(conv, WSConv2d):
+        init.zeros_(block.scale)
+    else:
+        init.zeros_(conv.weight)
+
+
+# ----------------------------------------------------------------------------
+# ResNet
+# ----------------------------------------------------------------------------
+class ResNet(nn.Module):
+    """CIFAR ResNet: 3x3 stem, stages of `block`s, global average pooling, linear classifier.
+
+    With an activation norm in `norm` the blocks are `block`; without one they are its Fixup
+    version and the network is initialised by Fixup (`self.fixup` is True).
+    """
+
+    def __init__(self, block, num_blocks, stage_widths, norm="none", num_classes=10, width=1.0,
+                 in_channels=3):
+        super().__init__()
+        self.fixup = norms.parse(norm).activation == "none"
+        if self.fixup:
+            block = {BasicBlock: FixupBasicBlock, Bottleneck: FixupBottleneck}[block]
+        c = _ch(stage_widths[0], width)
+        self.conv1, self.n1 = _conv_norm(norm, in_channels, c, 3)
+        stages = []
+        for i, (w, n) in enumerate(zip(stage_widths, num_blocks)):
+            planes = _ch(w, width)
+            blocks = []
+            for j in range(n):
+                blocks.append(block(c, planes, 2 if (i > 0 and j == 0) else 1, norm))
+                c = planes * block.expansion
+            stages.append(nn.Sequential(*blocks))
+        self.layers = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(c, num_classes)
+        if self.fixup:
+            self.bias1, self.bias2 = _scalar(0.0), _scalar(0.0)
+        _kaiming(self)
+        if self.fixup:
+            self._fixup_init(block, sum(num_blocks))
+
+    def _fixup_init(self, block, num_branches):
+        factor = num_branches ** (-1.0 / (2 * block.depth - 2))
+        for m in self.modules():
+            if isinstance(m, (FixupBasicBlock, FixupBottleneck)):
+                *inner, last = m.branch_convs()
+                for conv in inner:
+                    _fixup_scale_(conv, factor)
+                _fixup_zero_(last, m)
+        init.zeros_(self.fc.weight)
+        init.zeros_(self.fc.bias)
+
+    def forward(self, x):
+        out = self.n1(self.conv1(x))
+        out = F.relu(out + self.bias1 if self.fixup else out)
+        out = self.pool(self.layers(out)).flatten(1)
+        return self.fc(out + self.bias2 if self.fixup else out)
+
+
+# ----------------------------------------------------------------------------
+# The registry
+# ----------------------------------------------------------------------------
+_IMAGENET_WIDTHS = (64, 128, 256, 512)
+_MODELS = {
+    "plain8": lambda **kw: Plain8(**kw),
+    "vgg11": lambda **kw: VGG(VGG_CONFIGS["vgg11"], **kw),
+    "vgg16": lambda **kw: VGG(VGG_CONFIGS["vgg16"], **kw),
+    "resnet18": lambda **kw: ResNet(BasicBlock, (2, 2, 2, 2), _IMAGENET_WIDTHS, **kw),
+    "resnet34": lambda **kw: ResNet(BasicBlock, (3, 4, 6, 3), _IMAGENET_WIDTHS, **kw),
+    "resnet50": lambda **kw: ResNet(Bottleneck, (3, 4, 6, 3), _IMAGENET_WIDTHS, **kw),
+    "resnet101": lambda **kw: ResNet(Bottleneck, (3, 4, 23, 3), _IMAGENET_WIDTHS, **kw),
+    "resnet152": lambda **kw: ResNet(Bottleneck, (3, 8, 36, 3), _IMAGENET_WIDTHS, **kw),
+    "resnet20": lambda **kw: ResNet(BasicBlock, (3, 3, 3), (16, 32, 64), **kw),
+}
+
+
+def names():
+    """The model names `build` accepts, sorted."""
+    return sorted(_MODELS)
+
+
+def build(name, norm="wa", num_classes=10, width=1.0, in_channels=3):
+    """Build model `name` normalized by the spec `norm` (see `wa.norms`), weights initialised.
+
+    name:        one of `names()`.
+    norm:        a norm spec such as "wa", "gn+wa", "bn", "none".
+    num_classes: outputs of the linear classifier.
+    width:       multiplies every channel count (0.25 for quick CPU runs).
+    """
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; valid models: {', '.join(names())}")
+    norms.parse(norm)        # a bad spec fails here, with the list of valid ones
+    if not width > 0:
+        raise ValueError(f"width must be > 0 (it multiplies every channel count), got {width!r}")
+    if int(num_classes) != num_classes or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    return _MODELS[name](norm=norm, num_classes=int(num_classes), width=width,
+                         in_channels=in_channels)
