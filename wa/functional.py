@@ -130,8 +130,9 @@ class WeightAlign(Function):
 
     def backward(self, gy):
         G = _rows(gy, "weight_align")
-        g_gamma = (G * self.x).sum(axis=1) if self.gamma is not None and self.needs_input_grad[1] else None
-        gw = None
+        gw = g_gamma = None
+        if self.gamma is not None and self.needs_input_grad[1]:
+            g_gamma = (G * self.x).sum(axis=1)                      # (a)
         if self.needs_input_grad[0]:
             h = G if self.gamma is None else G * self.gamma
             gw = h - h.mean(axis=1, keepdims=True) if self.center else h

@@ -128,14 +128,14 @@ class BatchChannelNorm(Module):
                              f"({num_groups})")
         self.num_groups, self.num_channels = num_groups, num_channels
         self.eps, self.momentum, self.affine = eps, momentum, affine
-        ones, zeros = (lambda: np.ones(num_channels, np.float32)), (lambda: np.zeros(num_channels, np.float32))
-        for name, make in (("weight_bc", ones), ("bias_bc", zeros), ("weight", ones), ("bias", zeros)):
+        # Affine of the estimate step (gamma_b, beta_b), then of the group norm (gamma_c, beta_c).
+        for name, value in (("weight_bc", 1.0), ("bias_bc", 0.0), ("weight", 1.0), ("bias", 0.0)):
             if affine:
-                setattr(self, name, Parameter(make()))
+                setattr(self, name, Parameter(np.full(num_channels, value, np.float32)))
             else:
                 self.register_parameter(name, None)
-        self.register_buffer("running_mean", zeros())
-        self.register_buffer("running_var", ones())
+        self.register_buffer("running_mean", np.zeros(num_channels, np.float32))
+        self.register_buffer("running_var", np.ones(num_channels, np.float32))
 
     def forward(self, x):
         if x.ndim < 2 or x.shape[1] != self.num_channels:

@@ -51,7 +51,7 @@ VALID_SPECS = (ACTIVATION_NORMS + WEIGHT_REPARAMS
                + tuple(f"{a}+{w}" for a in ACTIVATION_NORMS[1:] for w in WEIGHT_REPARAMS))
 
 Spec = namedtuple("Spec", ["activation", "weight"])
-Spec.__doc__ = """A parsed spec: activation in ACTIVATION_NORMS, weight in WEIGHT_REPARAMS or None."""
+Spec.__doc__ = "A parsed spec: activation in ACTIVATION_NORMS, weight in WEIGHT_REPARAMS or None."
 NormLayers = namedtuple("NormLayers", ["conv", "norm"])
 NormLayers.__doc__ = """What `make` returns: the conv class and a norm layer instance."""
 

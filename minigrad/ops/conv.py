@@ -227,6 +227,7 @@ class Conv2d(Function):
         g_w_mat = cols^T @ gY           (each weight sees every patch it multiplied)
         g_b     = sum of gY over rows   (the bias is added to every output pixel)
         g_cols  = gY @ w_mat^T,  gx = col2im(g_cols)   (each pixel gets back what its copies got)
+    (for stride 1, gx is computed as the equal convolution described in `_input_grad`).
     """
 
     def __init__(self, stride=1, padding=0, dilation=1, groups=1):
@@ -264,19 +265,43 @@ class Conv2d(Function):
         gY = gy.transpose(0, 2, 3, 1).reshape(-1, G, O // G).transpose(1, 0, 2)
         gx = gw = gb = None
         if self.needs_input_grad[0]:
-            # g_cols = gY @ w_mat^T, computed as kh*kw products gY @ w_ij (one batched
-            # matmul) so that it comes out offset-major, (G, kh, kw, M, Cg): then the
-            # slice col2im reads for offset (i, j) is contiguous and its adds stream.
-            w_off = self.w_mat.reshape(G, kh * kw, Cg, O // G).transpose(0, 1, 3, 2)
-            g_cols = xp.matmul(gY[:, None], w_off)                    # (G, kh*kw, M, Cg)
-            g_cols = g_cols.reshape(G, kh, kw, N, out[0], out[1], Cg).transpose(0, 3, 4, 5, 1, 2, 6)
-            gx = _col2im_nhwc(g_cols, (N, H, W, C), k, s, p, d, out).transpose(0, 3, 1, 2)
+            gx = self._input_grad(gy.transpose(0, 2, 3, 1), gY).transpose(0, 3, 1, 2)
         if self.needs_input_grad[1]:
             g_wmat = xp.matmul(self.cols.transpose(0, 2, 1), gY)       # (G, K, O/G)
             gw = g_wmat.reshape(G, kh, kw, Cg, O // G).transpose(0, 4, 3, 1, 2).reshape(O, Cg, kh, kw)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             gb = gY.sum(axis=1).reshape(O)
         return gx, gw, gb
+
+    def _input_grad(self, gy_nhwc, gY):
+        """dL/dx, channels-last (N, H, W, C).
+
+        In general: g_cols = gY @ w_mat^T, then gx = col2im(g_cols), where each input
+        pixel collects what its copies in cols received.
+
+        With stride 1 the same sums form a convolution, computed that way because
+        it writes the big matrix once in the order the GEMM reads it (col2im's
+        adds read it with a stride; this is about twice as fast).  Output pixel ho
+        read input pixel a = ho + i*d - p through tap i, so input pixel a receives
+        gy[a + p - i*d] * w[i].  Substituting i' = k-1-i:  gx[a] = sum_i' gy_pad[a + i'*d]
+        * w[k-1-i'], with gy zero-padded by q = d(k-1) - p: a stride-1 convolution of
+        gy with the kernel flipped in both axes and its in/out channels swapped.
+        """
+        xp, G = self.xp, self.groups
+        k, s, p, d, out = self.geometry
+        N, C, H, W = self.x_shape
+        O, Cg, kh, kw = self.w_shape
+        q = tuple(d_ * (k_ - 1) - p_ for k_, p_, d_ in zip(k, p, d))
+        if s != (1, 1) or min(q) < 0:
+            g_cols = xp.matmul(gY, self.w_mat.transpose(0, 2, 1))             # (G, M, K)
+            g_cols = g_cols.reshape(G, N, out[0], out[1], kh, kw, Cg)
+            return _col2im_nhwc(g_cols, (N, H, W, C), k, s, p, d, out)
+        # w_flip[g, (i'*kw + j')*Og + o, c] = weight[g*Og + o, c, kh-1-i', kw-1-j']
+        w_flip = self.w_mat.reshape(G, kh, kw, Cg, O // G)[:, ::-1, ::-1] \
+                           .transpose(0, 1, 2, 4, 3).reshape(G, kh * kw * (O // G), Cg)
+        g_cols = _im2col_nhwc(gy_nhwc, k, (1, 1), q, d, (H, W), G)           # (G, N*H*W, kh*kw*Og)
+        gx = xp.matmul(g_cols, w_flip)                                        # (G, N*H*W, Cg)
+        return gx.transpose(1, 0, 2).reshape(N, H, W, C)
 
     def _check(self, x, weight, bias):
         G = self.groups

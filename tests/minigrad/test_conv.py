@@ -63,6 +63,7 @@ CASES = {
     "depthwise_multiplier2": (1, 3, 5, 5, 6, 3, 2, 1, 1, 3, True),
     "1x1": (2, 5, 4, 3, 3, 1, 1, 0, 1, 1, True),
     "1x1_stride2": (2, 3, 5, 5, 2, 1, 2, 0, 1, 1, False),
+    "1x1_pad1": (2, 3, 4, 3, 2, 1, 1, 1, 1, 1, True),     # padding beyond the kernel
     "5x5_odd": (1, 2, 9, 7, 3, 5, 1, 2, 1, 1, True),
     "5x5_stride3": (2, 2, 11, 10, 2, 5, 3, 1, 1, 1, True),
     "pairs": (2, 4, 7, 9, 4, (3, 2), (2, 1), (1, 0), (1, 2), 2, True),

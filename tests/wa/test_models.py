@@ -109,7 +109,7 @@ def test_fixup_initialisation(spec, rng):
     """Without an activation norm the residual nets start as Fixup: every residual branch
     outputs 0, so each block with an identity shortcut is the identity on its (ReLU'd) input."""
     model = models.build("resnet20", spec, width=0.5)
-    assert model.fixup and not models.build("resnet20", "gn+" + (spec if spec != "none" else "wa")).fixup
+    assert model.fixup and not models.build("resnet20", "gn+wa").fixup
     assert np.all(model.fc.weight.numpy() == 0) and np.all(model.fc.bias.numpy() == 0)
     blocks = [m for m in model.modules() if isinstance(m, FixupBasicBlock)]
     assert len(blocks) == 9

@@ -14,7 +14,8 @@ def _x(rng, device, *shape):
     return mg.tensor(rng.standard_normal(shape), requires_grad=True, device=device)
 
 
-@pytest.mark.parametrize("kwargs", [dict(), dict(stride=2, padding=1), dict(groups=2, padding=2, dilation=2)])
+@pytest.mark.parametrize("kwargs", [dict(), dict(stride=2, padding=1),
+                                    dict(groups=2, padding=2, dilation=2)])
 def test_waconv2d_equals_conv2d_of_aligned_weight(kwargs, device, rng):
     conv = WAConv2d(4, 6, 3, **kwargs).double().to(device)
     conv.gamma.data[...] = conv.gamma.data * mg.backend.to_device(rng.uniform(0.5, 2, 6), device)
