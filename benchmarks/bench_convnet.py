@@ -236,10 +236,14 @@ def main():
         ref = f"{theirs:.1f}" if theirs is not None else "-"
         ratio = f"{ours / theirs:.2f}x" if theirs else "-"
         print(f"| {name} | {ours:.1f} | {ref} | {ratio} |")
-    print(f"\nconv GEMMs as a share of this machine's matmul rate ({mm['minigrad']:.0f} GFLOP/s): "
-          f"forward {gf['gemm_fwd'] / mm['minigrad']:.0%}, weight gradient "
-          f"{gf['gemm_dw'] / mm['minigrad']:.0%}; whole conv2d forward {gf['fwd'] / mm['minigrad']:.0%}, "
-          f"forward + backward {gf['fwd+bwd'] / mm['minigrad']:.0%}")
+    mm_rate = mm["minigrad"]
+    # Forward + backward runs three GEMMs of this layer's size (forward, weight
+    # gradient, input gradient; for C == O the last has the forward's shape).
+    gemms_alone = 3 * flops / (2 * flops / gf["gemm_fwd"] + flops / gf["gemm_dw"])
+    print(f"\nconv2d forward runs at {gf['fwd'] / gf['gemm_fwd']:.0%} of the rate of its GEMM alone, "
+          f"forward + backward at {gf['fwd+bwd'] / gemms_alone:.0%} of its three GEMMs alone; "
+          f"those GEMMs reach {gf['gemm_fwd'] / mm_rate:.0%} (forward) and {gf['gemm_dw'] / mm_rate:.0%} "
+          f"(weight gradient) of the square matmul rate ({mm_rate:.0f} GFLOP/s).")
 
 
 if __name__ == "__main__":

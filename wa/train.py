@@ -133,6 +133,13 @@ def parse_config(argv=None, prog="wa-train"):
         action.default = argparse.SUPPRESS
     given = set(vars(quiet.parse_args(argv)))
     cfg = vars(args)
+    from . import models, norms
+    if cfg["model"] not in models.names():
+        parser.error(f"unknown --model {cfg['model']!r}; choose one of {', '.join(models.names())}")
+    try:
+        cfg["norm"] = norms.canonical(cfg["norm"])
+    except ValueError as e:
+        parser.error(f"--norm: {e}")
     if cfg["device"] == "cuda" and not backend.is_available("cuda"):
         parser.error("--device cuda: no usable GPU (CuPy missing or no CUDA device); use --device cpu")
     if cfg["out"] is None:
@@ -152,15 +159,11 @@ def parse_config(argv=None, prog="wa-train"):
             if k in saved and saved[k] != cfg[k]:
                 parser.error(f"--{k.replace('_', '-')} {cfg[k]} differs from the saved run's "
                              f"{saved[k]}; drop it, or start a new run with another --out")
-        cfg = {**saved, **{k: cfg[k] for k in RESUME_MAY_CHANGE}}
+        cfg = {**saved, **{k: cfg[k] for k in RESUME_MAY_CHANGE
+                           if k in given or k in ("resume", "eval_only", "out")}}
     elif os.path.isfile(ckpt):
         parser.error(f"{cfg['out']} already holds a run: add --resume to continue it, "
                      "or choose another --out")
-    from . import norms
-    try:
-        cfg["norm"] = norms.canonical(cfg["norm"])
-    except ValueError as e:
-        parser.error(f"--norm: {e}")
     if cfg["lr"] is None:
         cfg["lr"] = default_lr(cfg["batch_size"])
     return cfg, parser
@@ -330,17 +333,28 @@ class Trainer:
         self.partial, self.history = dict(s["partial"]), list(s["history"])
 
     def write_config(self):
+        """config.json for a new run; a resumed run keeps it and notes the resume."""
         os.makedirs(self.out, exist_ok=True)
-        ds = self.dataset
-        mean, std = wadata.channel_stats(ds.x_train)
+        path = os.path.join(self.out, "config.json")
         settings = {k: v for k, v in self.cfg.items() if k not in ("resume", "eval_only")}
-        doc = {"settings": settings, "versions": _versions(), "command": sys.argv,
-               "data": {"train_images": len(ds.x_train), "test_images": len(ds.x_test),
-                        "classes": list(ds.classes), "mean": mean.tolist(), "std": std.tolist()},
-               "steps_per_epoch": len(self.train_loader),
-               "parameters": int(sum(p.size for p in self.model.parameters()))}
-        with open(os.path.join(self.out, "config.json"), "w") as f:
+        if self.cfg.get("resume") and os.path.isfile(path):
+            with open(path) as f:
+                doc = json.load(f)
+            doc["settings"]["device"] = settings["device"]
+            doc.setdefault("resumed", []).append({"epoch": self.epoch, "batch": self.batch,
+                                                  "command": sys.argv, "versions": _versions()})
+        else:
+            ds, tf = self.dataset, self.train_loader.transform
+            doc = {"settings": settings, "versions": _versions(), "command": sys.argv,
+                   "data": {"train_images": len(ds.x_train), "test_images": len(ds.x_test),
+                            "classes": list(ds.classes), "mean": tf.mean.ravel().tolist(),
+                            "std": tf.std.ravel().tolist()},
+                   "steps_per_epoch": len(self.train_loader),
+                   "parameters": int(sum(p.size for p in self.model.parameters()))}
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
             json.dump(doc, f, indent=2)
+        os.replace(tmp, path)
 
     def write_metrics(self):
         """Rewrite metrics.jsonl from the history (after a resume it may hold a line too many

@@ -32,11 +32,14 @@ that share a pixel (windows overlap when s < kh):
 
     <col2im(c), x> == <c, im2col(x)>   for every x and c.
 
-That is exactly the backward pass: dL/dx = col2im(dL/dcols).  Both are a loop
-over the kh*kw kernel offsets (i, j); offset (i, j) touches the strided grid
-x_pad[:, :, i*d : ... : s, j*d : ... : s] of Ho x Wo pixels, so each iteration
-is one whole-array copy (im2col) or one whole-array add (col2im), never a loop
-over pixels, channels or images.
+That is the backward pass of im2col: dL/dx = col2im(dL/dcols).
+
+How they are built: offset (i, j) of the kernel reads the strided grid
+x_pad[:, :, i*d : ... : s, j*d : ... : s] of Ho x Wo pixels.  im2col is one
+copy of a strided *view* that lays these grids side by side (no data moves
+until the copy); col2im loops over the kh*kw offsets and adds each column block
+back onto its grid, one whole-array add per offset (overlapping windows must
+add, which a view cannot do).  Neither loops over pixels, channels or images.
 
 Memory layout (how it is fast)
 ------------------------------
@@ -47,9 +50,16 @@ in NHWC memory.  conv2d returns that memory as an NCHW-shaped strided view
 (PyTorch's "channels_last" memory format): elementwise ops that follow (batch
 norm, ReLU) keep the layout, and the next conv2d finds its input already
 channels-last, so no layer ever transposes a whole activation.
+
+Other choices, each measured with benchmarks/bench_convnet.py: one copy of the
+strided view beats kh*kw slice copies; float32 data stays float32 (no float64
+upcasts); and for stride 1 the input gradient is computed as a convolution
+(Conv2d._input_grad), which writes its big matrix in the order its GEMM reads
+it, about twice as fast as col2im's strided adds.
 """
 import numpy as np
 
+from ..backend import get_array_module
 from ..tensor import Function
 
 __all__ = ["im2col", "col2im", "conv2d"]
@@ -112,7 +122,7 @@ def _windows(x_pad, k, s, d, out):
     the view's strides are linear combinations of the input's.  Works for any
     input strides (channels-last or not).
     """
-    xp = _module(x_pad)
+    xp = get_array_module(x_pad)
     sn, sh, sw, sc = x_pad.strides
     shape = (x_pad.shape[0], out[0], out[1], k[0], k[1], x_pad.shape[3])
     strides = (sn, s[0] * sh, s[1] * sw, d[0] * sh, d[1] * sw, sc)
@@ -124,7 +134,7 @@ def _im2col_nhwc(x, k, s, p, d, out, groups=1):
 
     The group axis comes first so that one batched matmul multiplies every
     group's columns by that group's filters."""
-    xp = _module(x)
+    xp = get_array_module(x)
     N, C = x.shape[0], x.shape[3]
     view = _windows(_pad_nhwc(x, p, xp), k, s, d, out)          # (N, Ho, Wo, kh, kw, C)
     view = view.reshape(view.shape[:5] + (groups, C // groups))  # split C = (G, C/G): free
@@ -139,7 +149,7 @@ def _col2im_nhwc(cols, x_shape, k, s, p, d, out):
     gradients of the Ho x Wo input pixels that offset read; add them back
     onto that strided grid of the padded input.  The loop has kh*kw steps.
     """
-    xp = _module(cols)
+    xp = get_array_module(cols)
     N, H, W, C = x_shape
     G = cols.shape[0]
     dx = xp.zeros((N, H + 2 * p[0], W + 2 * p[1], G, C // G), dtype=cols.dtype)
@@ -149,11 +159,6 @@ def _col2im_nhwc(cols, x_shape, k, s, p, d, out):
             columns = slice(j * d[1], j * d[1] + s[1] * (out[1] - 1) + 1, s[1])
             dx[:, rows, columns] += cols[:, :, :, :, i, j, :].transpose(1, 2, 3, 0, 4)
     return dx[:, p[0]:p[0] + H, p[1]:p[1] + W].reshape(N, H, W, C)
-
-
-def _module(a):
-    from ..backend import get_array_module
-    return get_array_module(a)
 
 
 # ----------------------------------------------------------------------------

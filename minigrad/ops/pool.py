@@ -64,7 +64,7 @@ class MaxPool2d(Function):
 
     The forward keeps only the running maximum; the backward finds the winner
     again by scanning the offsets in the same order and taking, per window, the
-    first element equal to the maximum (a `taken` mask stops later ties).
+    first element equal to the maximum (a `pending` mask stops later ties).
     """
 
     def __init__(self, kernel_size, stride=None, padding=0):
@@ -73,10 +73,10 @@ class MaxPool2d(Function):
     def forward(self, x):
         k, s, p, out = _pool_geometry(x, *self.args, who="max_pool2d")
         self.xt = _padded(x.transpose(0, 2, 3, 1), p, -np.inf, self.xp)   # channels-last view
-        best = None
-        for _, rows, cols in _offsets(k, s, out):
-            window = self.xt[:, rows, cols]
-            best = window.copy(order="K") if best is None else self.xp.maximum(best, window)
+        windows = (self.xt[:, rows, cols] for _, rows, cols in _offsets(k, s, out))
+        best = next(windows).copy(order="K")       # "K": keep x's memory layout
+        for window in windows:
+            self.xp.maximum(best, window, out=best)
         self.best, self.geometry, self.x_shape = best, (k, s, p, out), x.shape
         return best.transpose(0, 3, 1, 2)
 
@@ -84,13 +84,23 @@ class MaxPool2d(Function):
         xp, (k, s, p, out), (N, C, H, W) = self.xp, self.geometry, self.x_shape
         gyt, best = gy.transpose(0, 2, 3, 1), self.best
         gx = xp.zeros((N, H + 2 * p[0], W + 2 * p[1], C), dtype=gy.dtype)
-        taken = xp.zeros(best.shape, dtype=bool)
+        has_nan = bool(xp.isnan(best).any())
+        overlapping = s[0] < k[0] or s[1] < k[1]
+        pending = None   # windows whose maximum has not been found yet
         for _, rows, cols in _offsets(k, s, out):
             window = self.xt[:, rows, cols]
-            hit = (window == best) | (window != window)   # the maximum, or a NaN
-            hit &= ~taken
-            taken |= hit
-            gx[:, rows, cols] += gyt * hit
+            hit = window == best
+            if has_nan:
+                hit |= window != window                   # a NaN is the maximum
+            if pending is None:
+                pending = ~hit
+            else:
+                hit &= pending                            # a later tie loses
+                pending ^= hit
+            if overlapping:
+                gx[:, rows, cols] += gyt * hit
+            else:       # each pixel is in one window: write in place, no temporary
+                xp.multiply(gyt, hit, out=gx[:, rows, cols])
         return gx[:, p[0]:p[0] + H, p[1]:p[1] + W].transpose(0, 3, 1, 2)
 
 
@@ -107,11 +117,13 @@ class AvgPool2d(Function):
     def forward(self, x):
         k, s, p, out = _pool_geometry(x, *self.args, who="avg_pool2d")
         xt = _padded(x.transpose(0, 2, 3, 1), p, 0, self.xp)
-        total = None
-        for _, rows, cols in _offsets(k, s, out):
-            total = xt[:, rows, cols] + (0 if total is None else total)
+        windows = (xt[:, rows, cols] for _, rows, cols in _offsets(k, s, out))
+        total = next(windows).copy(order="K")
+        for window in windows:
+            total += window
+        total /= k[0] * k[1]
         self.geometry, self.x_shape = (k, s, p, out), x.shape
-        return (total / (k[0] * k[1])).transpose(0, 3, 1, 2)
+        return total.transpose(0, 3, 1, 2)
 
     def backward(self, gy):
         k, s, p, out = self.geometry

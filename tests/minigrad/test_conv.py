@@ -101,10 +101,11 @@ def test_conv2d_grad_of_input_only_and_weight_only(make):
     assert mg.gradcheck(lambda w: F.conv2d(x.detach(), w, **kw), [w])
 
 
-def test_conv2d_float32_stays_float32(make):
+@pytest.mark.parametrize("stride", [1, 2])   # the two input-gradient paths
+def test_conv2d_float32_stays_float32(stride, make):
     x, w = make(2, 3, 8, 8, dtype=np.float32), make(4, 3, 3, 3, dtype=np.float32)
     b = make(4, dtype=np.float32)
-    y = F.conv2d(x, w, b, padding=1)
+    y = F.conv2d(x, w, b, stride=stride, padding=1)
     y.sum().backward()
     assert y.dtype == x.grad.dtype == w.grad.dtype == b.grad.dtype == np.float32
 

@@ -92,6 +92,9 @@ def test_generated_folder_is_official_format_and_reads_back(tmp_path):
     np.testing.assert_array_equal(ds.y_train, ytr)
     np.testing.assert_array_equal(ds.x_test, xte)
     assert ds.classes == tuple(f"c{i}" for i in range(10))
+    # --data-dir may also name the dataset folder itself.
+    inner = D.load_cifar("cifar10", str(tmp_path / "cifar-10-batches-py"), download=False)
+    np.testing.assert_array_equal(inner.x_test, xte)
 
 
 def test_cifar100_layout_reads_fine_labels(tmp_path):
