@@ -59,9 +59,13 @@ class CheckpointError(RuntimeError):
     """An unreadable checkpoint."""
 
 
+LR_AT_64 = 0.01                                  # the paper's rate at batch 64 (section IV)
+LR_EXPONENT = math.log(10) / math.log(64)        # so that batch 1 gets LR_AT_64 / 10
+
+
 def default_lr(batch_size):
     """0.01 at batch 64 and 0.001 at batch 1 (the paper's two settings), a power law between."""
-    return 0.01 * (batch_size / 64) ** (math.log(10) / math.log(64))
+    return LR_AT_64 * (batch_size / 64) ** LR_EXPONENT
 
 
 # ----------------------------------------------------------------------------------------
@@ -462,6 +466,10 @@ class Trainer:
         self.log(f"{c['model']} with {c['norm']} on {c['dataset']} ({len(self.dataset.x_train)} "
                  f"train / {len(self.dataset.x_test)} test images), batch {c['batch_size']}, "
                  f"lr {c['lr']:.4g}, {c['schedule']}, {c['epochs']} epochs, {c['device']} -> {self.out}")
+        if c["batch_size"] == 1 and c["norm"].split("+")[0] == "bn":   # canonical: norm first
+            self.log("note: at batch 1, BatchNorm normalizes each image by its own statistics in "
+                     "training but by running averages in evaluation; the paper calls BN at "
+                     "batch 1 impossible (Table II)")
         previous = self._install_sigint()
         try:
             while self.epoch < c["epochs"]:

@@ -10,6 +10,9 @@ pixels, one whole-array operation per offset.  The backward adds each
 offset's share of the gradient back onto the same grid.  The arrays are
 handled through a channels-last view (N, H, W, C), so an input that a conv2d
 stored channels-last keeps that memory layout (see ops/conv.py).
+
+adaptive_avg_pool2d needs no loop at all: its bins are rectangles, so it is an
+average over rows followed by an average over columns, two small matrix products.
 """
 import numpy as np
 
@@ -38,11 +41,11 @@ def _pool_geometry(x, kernel_size, stride, padding, who):
 
 
 def _offsets(k, s, out):
-    """(index, rows, columns) of every window offset: the strided grid that offset reads."""
+    """(rows, columns) of every window offset (i, j), in row-major order: the strided
+    grid of Ho x Wo pixels that offset reads."""
     for i in range(k[0]):
         for j in range(k[1]):
-            yield (i * k[1] + j, slice(i, i + s[0] * (out[0] - 1) + 1, s[0]),
-                   slice(j, j + s[1] * (out[1] - 1) + 1, s[1]))
+            yield slice(i, i + s[0] * (out[0] - 1) + 1, s[0]), slice(j, j + s[1] * (out[1] - 1) + 1, s[1])
 
 
 def _padded(x_nhwc, p, value, xp):
@@ -73,7 +76,7 @@ class MaxPool2d(Function):
     def forward(self, x):
         k, s, p, out = _pool_geometry(x, *self.args, who="max_pool2d")
         self.xt = _padded(x.transpose(0, 2, 3, 1), p, -np.inf, self.xp)   # channels-last view
-        windows = (self.xt[:, rows, cols] for _, rows, cols in _offsets(k, s, out))
+        windows = (self.xt[:, rows, cols] for rows, cols in _offsets(k, s, out))
         best = next(windows).copy(order="K")       # "K": keep x's memory layout
         for window in windows:
             self.xp.maximum(best, window, out=best)
@@ -87,7 +90,7 @@ class MaxPool2d(Function):
         has_nan = bool(xp.isnan(best).any())
         overlapping = s[0] < k[0] or s[1] < k[1]
         pending = None   # windows whose maximum has not been found yet
-        for _, rows, cols in _offsets(k, s, out):
+        for rows, cols in _offsets(k, s, out):
             window = self.xt[:, rows, cols]
             hit = window == best
             if has_nan:
@@ -117,7 +120,7 @@ class AvgPool2d(Function):
     def forward(self, x):
         k, s, p, out = _pool_geometry(x, *self.args, who="avg_pool2d")
         xt = _padded(x.transpose(0, 2, 3, 1), p, 0, self.xp)
-        windows = (xt[:, rows, cols] for _, rows, cols in _offsets(k, s, out))
+        windows = (xt[:, rows, cols] for rows, cols in _offsets(k, s, out))
         total = next(windows).copy(order="K")
         for window in windows:
             total += window
@@ -130,7 +133,7 @@ class AvgPool2d(Function):
         N, C, H, W = self.x_shape
         share = gy.transpose(0, 2, 3, 1) / (k[0] * k[1])
         gx = self.xp.zeros((N, H + 2 * p[0], W + 2 * p[1], C), dtype=gy.dtype)
-        for _, rows, cols in _offsets(k, s, out):
+        for rows, cols in _offsets(k, s, out):
             gx[:, rows, cols] += share
         return gx[:, p[0]:p[0] + H, p[1]:p[1] + W].transpose(0, 3, 1, 2)
 

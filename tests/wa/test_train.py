@@ -105,6 +105,14 @@ def test_summary_line_per_epoch_and_eval_only(tmp_path, capsys):
     assert f"test acc {metrics(out)[0]['test_acc']:.4f}" in printed
 
 
+def test_without_matplotlib_the_plot_is_skipped_with_a_note(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)          # import now fails
+    out = tmp_path / "run"
+    assert train(out, epochs=1) == 0
+    assert "matplotlib is not installed" in capsys.readouterr().out
+    assert not (out / "curves.png").exists() and (out / "metrics.jsonl").is_file()
+
+
 def test_killed_after_an_epoch_then_resumed_equals_uninterrupted(reference, tmp_path, monkeypatch):
     out = tmp_path / "run"
     calls = []
