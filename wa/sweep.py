@@ -110,6 +110,15 @@ def _read_metrics(path):
         return [json.loads(line) for line in f if line.strip()]
 
 
+def write_csv(rows, path):
+    tmp = path + ".tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
 def format_table(rows, norms_, batch_sizes):
     cell = {(r["norm"], r["batch_size"]): r for r in rows}
     head = f"{'test error %':<12}" + "".join(f"{'b' + str(b):>9}" for b in batch_sizes)
@@ -166,15 +175,10 @@ def main(argv=None):
                 run_dir = os.path.join(args.out, "runs", f"{n}-b{b}")
                 print(f"\n=== {n} at batch {b} ===")
                 rows.append(run_one(args, n, b, run_dir))
+                write_csv(rows, os.path.join(args.out, "results.csv"))   # a kill keeps the rest
     except KeyboardInterrupt:
         print(f"\nwa-sweep: interrupted; run the same command again to resume ({args.out})")
         return 130
-    finally:
-        if rows:
-            with open(os.path.join(args.out, "results.csv"), "w", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=FIELDS)
-                w.writeheader()
-                w.writerows(rows)
     title = f"{args.model} on {args.dataset}, {args.epochs} epochs"
     print("\n" + title + "\n" + format_table(rows, args.norms, args.batch_sizes))
     png = os.path.join(args.out, "results.png")

@@ -26,8 +26,8 @@ global generator) and the loader's shuffling and augmentation; all of these stat
 the checkpoint, so a resumed run reproduces the uninterrupted one exactly (on the CPU; CuPy's
 own generator, used by dropout on the GPU, is reseeded but not checkpointed).
 
-Stopping: Ctrl-C finishes the current step, saves a checkpoint at that exact batch and exits
-(code 130); a second Ctrl-C aborts at once.  A NaN or infinite loss stops the run (code 1)
+Stopping: Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint at that exact
+batch and exits (code 130); a second one aborts at once.  A NaN or infinite loss stops the run (code 1)
 and leaves the last good checkpoint untouched.  Bad flags exit with code 2 and one line.
 """
 import argparse
@@ -470,7 +470,7 @@ class Trainer:
             self.log("note: at batch 1, BatchNorm normalizes each image by its own statistics in "
                      "training but by running averages in evaluation; the paper calls BN at "
                      "batch 1 impossible (Table II)")
-        previous = self._install_sigint()
+        previous = self._install_signal_handlers()
         try:
             while self.epoch < c["epochs"]:
                 status = self.train_epoch()
@@ -492,8 +492,8 @@ class Trainer:
                              f"wa-train --out {self.out} --resume")
                     return 130
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         self.plot()
         return 0
 
@@ -517,17 +517,20 @@ class Trainer:
                  f"acc {rec['train_acc']:.4f}  test loss {test_loss:.4f} acc {test_acc:.4f}  "
                  f"lr {rec['lr']:.4g}  {rec['seconds']:.1f} s  {rec['images_per_s']:.0f} img/s")
 
-    def _install_sigint(self):
+    def _install_signal_handlers(self):
+        """Ctrl-C (SIGINT) and SIGTERM (kill, a scheduler's preemption) ask for a clean stop at
+        the next batch boundary; a second one aborts at once.  Returns the previous handlers."""
         import threading
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return {}
 
         def handler(signum, frame):
-            if self.stop_requested:    # second Ctrl-C: give up at once
+            if self.stop_requested:    # the second signal: give up at once
                 raise KeyboardInterrupt
             self.stop_requested = True
-            self.log("\nCtrl-C: finishing this step and saving a checkpoint (Ctrl-C again to abort)")
-        return signal.signal(signal.SIGINT, handler)
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+            self.log(f"\n{name}: finishing this step and saving a checkpoint (again to abort)")
+        return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def plot(self):
         """curves.png: loss and accuracy against epoch."""

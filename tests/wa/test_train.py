@@ -163,9 +163,32 @@ def test_ctrl_c_saves_mid_epoch_and_resume_is_exact(reference, tmp_path, monkeyp
     assert "--resume" in capsys.readouterr().out
     state = T.load_checkpoint(str(out / "checkpoint.npz"))
     assert (state["epoch"], state["batch"]) == (1, 3)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handler restored
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handlers restored
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
     assert T.main(["--out", str(out), "--resume"]) == 0
     assert_same_run(reference, out)
+
+
+def test_sigterm_from_outside_stops_cleanly_with_a_checkpoint(tmp_path):
+    """A real separate process, killed politely as a job scheduler would."""
+    import time
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "wa.train", *TINY, "--epochs", "1000",
+                             "--out", str(out)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        log = out / "metrics.jsonl"
+        while not (log.is_file() and log.read_text().endswith("\n")) and time.time() < deadline:
+            time.sleep(0.05)                  # until the first epoch's line is complete
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "SIGTERM" in stdout and "--resume" in stdout and "Traceback" not in stderr
+    state = T.load_checkpoint(str(out / "checkpoint.npz"))
+    assert state["epoch"] >= 1 and len(state["history"]) == state["epoch"]
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
