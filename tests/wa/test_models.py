@@ -99,8 +99,8 @@ def test_width_scales_every_channel_count():
     assert m.fc.in_features == 256 and m.conv1.out_channels == 32
     m = models.build("resnet50", "gn", width=0.5)
     assert m.fc.in_features == 1024                       # 512 * 0.5 * expansion 4
-    m = models.build("vgg16", "gn", width=0.1)            # 64 * 0.1 -> 6 channels, 3 groups
-    assert m.features[0].out_channels == 6 and m.features[1].num_groups == 6
+    m = models.build("vgg16", "gn", width=0.1)            # 64 * 0.1 -> 6 channels, 1 group
+    assert m.features[0].out_channels == 6 and m.features[1].num_groups == 1
     assert models.build("plain8", "none", width=0.001).classifier.in_features == 1
 
 

@@ -21,7 +21,7 @@ def test_valid_specs_are_every_combination_once():
 @pytest.mark.parametrize("spec", norms.VALID_SPECS)
 def test_make_gives_the_named_layers(spec):
     activation, weight = norms.parse(spec)
-    conv_cls, norm = norms.make(spec, 64)
+    conv_cls, norm = norms.make(spec, 128)
     assert conv_cls is CONV[weight]
     assert type(norm) is NORM[activation]
     if activation in ("gn", "bcn"):
@@ -48,12 +48,15 @@ def test_bad_specs_list_the_valid_ones(bad):
     assert "gn+wa" in str(e.value) and repr(bad) in str(e.value)
 
 
-@pytest.mark.parametrize("channels,groups", [(64, 32), (512, 32), (96, 32), (48, 24), (20, 20),
-                                             (7, 7), (1, 1), (33, 11), (34, 17)])
+@pytest.mark.parametrize("channels,groups", [(128, 32), (512, 32), (64, 16), (96, 24), (48, 12),
+                                             (32, 8), (16, 4), (20, 5), (7, 1), (1, 1), (33, 3),
+                                             (34, 2)])
 def test_group_count_rule(channels, groups):
     g = norms.num_groups(channels)
     assert g == groups and channels % g == 0 and g <= 32
-    assert not any(channels % h == 0 for h in range(g + 1, 33))   # the largest such divisor
+    limit = max(1, min(32, channels // 4))
+    assert channels // g >= 4 or g == 1                              # >= 4 channels per group
+    assert not any(channels % h == 0 for h in range(g + 1, limit + 1))   # the largest such divisor
 
 
 def test_ln_normalizes_over_channels_and_space(rng):
