@@ -348,3 +348,29 @@ def test_damaged_checkpoint_is_reported(tmp_path):
     path.write_bytes(b"not an npz")
     with pytest.raises(T.CheckpointError, match="cannot read checkpoint"):
         T.load_checkpoint(str(path))
+
+
+def test_blas_thread_rule():
+    from wa.train import SMALL_BATCH, blas_threads
+    assert blas_threads({"threads": None, "batch_size": 2}) == 1       # small GEMMs: one thread
+    assert blas_threads({"threads": None, "batch_size": SMALL_BATCH}) is None   # BLAS decides
+    assert blas_threads({"threads": 3, "batch_size": 2}) == 3          # the flag wins
+
+
+def test_threads_flag_limits_blas_during_the_run(tmp_path, monkeypatch):
+    import threadpoolctl
+    import wa.train as train
+    seen = []
+    original = train.Trainer._run
+
+    def spy(self):
+        seen.extend(p["num_threads"] for p in threadpoolctl.threadpool_info()
+                    if p["user_api"] == "blas")
+        return original(self)
+    monkeypatch.setattr(train.Trainer, "_run", spy)
+    code = train.main(["--dataset", "synthetic", "--model", "plain8", "--width", "0.0625",
+                       "--norm", "wa", "--epochs", "1", "--batch-size", "4", "--limit-train",
+                       "8", "--limit-test", "8", "--progress", "off", "--out",
+                       str(tmp_path / "run")])
+    assert code == 0
+    assert seen and all(n == 1 for n in seen)
