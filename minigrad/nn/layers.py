@@ -276,8 +276,10 @@ class ReLU(Module):
         return "inplace=True" if self.inplace else ""
 
 
-class MaxPool2d(Module):
-    """Max over kernel_size windows; stride defaults to kernel_size (non-overlapping)."""
+class _Pool2d(Module):
+    """Shared by the pooling layers: a window, a stride (default: the window) and padding."""
+
+    pool = None   # the functional op, set by each subclass
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
@@ -287,43 +289,37 @@ class MaxPool2d(Module):
 
     def forward(self, x):
         _check_input(self, x, (4,))
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
-
-    def extra_repr(self):
-        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
-                f"dilation=1, ceil_mode=False")
-
-
-class AvgPool2d(Module):
-    """Mean over kernel_size windows (zero padding counted in the mean, PyTorch's default)."""
-
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        self.kernel_size = kernel_size
-        self.stride = kernel_size if stride is None else stride
-        self.padding = padding
-
-    def forward(self, x):
-        _check_input(self, x, (4,))
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return self.pool(x, self.kernel_size, self.stride, self.padding)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
+class MaxPool2d(_Pool2d):
+    """Max over kernel_size windows; stride defaults to kernel_size (non-overlapping)."""
+
+    pool = staticmethod(F.max_pool2d)
+
+    def extra_repr(self):
+        return super().extra_repr() + ", dilation=1, ceil_mode=False"
+
+
+class AvgPool2d(_Pool2d):
+    """Mean over kernel_size windows (zero padding counted in the mean, PyTorch's default)."""
+
+    pool = staticmethod(F.avg_pool2d)
+
+
 class AdaptiveAvgPool2d(Module):
-    """Average to a fixed output size; only output_size=1 (global average pooling) is supported."""
+    """Average to a fixed output size (PyTorch's bins); output_size=1 is global average pooling."""
 
     def __init__(self, output_size):
         super().__init__()
-        if output_size not in (1, (1, 1), [1, 1]):
-            raise NotImplementedError(f"AdaptiveAvgPool2d supports only output_size=1 (global "
-                                      f"average pooling), got {output_size!r}")
         self.output_size = output_size
 
     def forward(self, x):
         _check_input(self, x, (4,))
-        return F.adaptive_avg_pool2d(x, 1)
+        return F.adaptive_avg_pool2d(x, self.output_size)
 
     def extra_repr(self):
         return f"output_size={self.output_size}"

@@ -376,10 +376,15 @@ def test_layer_argument_checks():
         nn.GroupNorm(3, 8)
     with pytest.raises(ValueError, match="between 0 and 1"):
         nn.Dropout(1.5)
-    with pytest.raises(NotImplementedError, match="output_size=1"):
-        nn.AdaptiveAvgPool2d(2)
     with pytest.raises(ValueError, match="kernel_size"):
         nn.Conv2d(3, 8, (3, 3, 3))
+
+
+def test_adaptive_avg_pool_any_output_size(rng):
+    x = mg.Tensor(rng.standard_normal((2, 3, 6, 4)))
+    y = nn.AdaptiveAvgPool2d(2)(x)
+    assert y.shape == (2, 3, 2, 2)
+    np.testing.assert_allclose(y.numpy()[:, :, 0, 0], x.numpy()[:, :, :3, :2].mean(axis=(2, 3)))
 
 
 def test_layer_input_errors_name_the_layer():
