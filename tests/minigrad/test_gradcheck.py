@@ -17,17 +17,17 @@ class WrongSquare(mg.Function):
 
 
 class ZeroCentre(mg.Function):
-    """y = x - mean(x) with a backward that forgets the mean's dependence on x.
+    """y = x - mean(x) with a backward that returns zeros: wrong for almost every upstream.
 
-    Under an all-ones upstream gradient the true input gradient is 0 and so is
-    the wrong one's sum... the check must use a random upstream gradient.
+    Under an all-ones upstream gradient, though, the true input gradient is
+    ones - mean(ones) = 0, so this wrong backward would agree with it there.
     """
 
     def forward(self, x):
         return x - x.mean()
 
     def backward(self, gy):
-        return gy
+        return self.xp.zeros_like(gy)
 
 
 def test_wrong_backward_fails_with_readable_report(rng):
@@ -46,8 +46,12 @@ def test_wrong_backward_returns_false_when_asked(rng):
 
 def test_random_upstream_catches_what_ones_would_miss(rng):
     x = mg.Tensor(rng.standard_normal(6), requires_grad=True)
-    # With g = ones: true grad of sum(x - mean) is 0, but this wrong backward gives ones...
-    # so even ones would catch this one; the real point: the checker does not use ones.
+    # An all-ones upstream gradient cannot tell this wrong backward from the right one...
+    ZeroCentre()(x).backward(np.ones(6))
+    right = mg.Tensor(x.data, requires_grad=True)
+    (right - right.mean()).backward(np.ones(6))
+    np.testing.assert_allclose(x.grad, right.grad, atol=1e-12)
+    # ...the checker's random upstream gradient can.
     with pytest.raises(mg.GradcheckError):
         mg.gradcheck(lambda x: ZeroCentre()(x), [x])
     assert mg.gradcheck(lambda x: x - x.mean(), [x])
