@@ -134,6 +134,13 @@ class VGG(nn.Module):
 # ----------------------------------------------------------------------------
 # Residual blocks with an activation norm
 # ----------------------------------------------------------------------------
+def _normed_shortcut(norm, c_in, c_out, stride):
+    """The identity when shapes match, else a strided 1x1 conv + norm (projection, option B)."""
+    if stride == 1 and c_in == c_out:
+        return nn.Identity()
+    return nn.Sequential(*_conv_norm(norm, c_in, c_out, 1, stride))
+
+
 class BasicBlock(nn.Module):
     """relu(n2(conv3x3(relu(n1(conv3x3(x))))) + shortcut(x))."""
     expansion, depth = 1, 2
@@ -143,9 +150,7 @@ class BasicBlock(nn.Module):
         c_out = planes * self.expansion
         self.conv1, self.n1 = _conv_norm(norm, c_in, planes, 3, stride)
         self.conv2, self.n2 = _conv_norm(norm, planes, c_out, 3)
-        self.shortcut = nn.Identity()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(*_conv_norm(norm, c_in, c_out, 1, stride))
+        self.shortcut = _normed_shortcut(norm, c_in, c_out, stride)
 
     def forward(self, x):
         out = F.relu(self.n1(self.conv1(x)))
@@ -162,9 +167,7 @@ class Bottleneck(nn.Module):
         self.conv1, self.n1 = _conv_norm(norm, c_in, planes, 1)
         self.conv2, self.n2 = _conv_norm(norm, planes, planes, 3, stride)
         self.conv3, self.n3 = _conv_norm(norm, planes, c_out, 1)
-        self.shortcut = nn.Identity()
-        if stride != 1 or c_in != c_out:
-            self.shortcut = nn.Sequential(*_conv_norm(norm, c_in, c_out, 1, stride))
+        self.shortcut = _normed_shortcut(norm, c_in, c_out, stride)
 
     def forward(self, x):
         out = F.relu(self.n1(self.conv1(x)))
@@ -179,7 +182,7 @@ def _scalar(value):
     return nn.Parameter(np.full(1, value, dtype=np.float32))
 
 
-def _shortcut(norm, c_in, c_out, stride):
+def _fixup_shortcut(norm, c_in, c_out, stride):
     if stride == 1 and c_in == c_out:
         return None
     return norms.conv_class(norm)(c_in, c_out, 1, stride=stride, bias=False)
@@ -196,7 +199,7 @@ class FixupBasicBlock(nn.Module):
         self.scale = _scalar(1.0)
         self.conv1 = conv_cls(c_in, planes, 3, stride=stride, padding=1, bias=False)
         self.conv2 = conv_cls(planes, c_out, 3, padding=1, bias=False)
-        self.shortcut = _shortcut(norm, c_in, c_out, stride)
+        self.shortcut = _fixup_shortcut(norm, c_in, c_out, stride)
 
     def branch_convs(self):
         return [self.conv1, self.conv2]
@@ -221,7 +224,7 @@ class FixupBottleneck(nn.Module):
         self.conv1 = conv_cls(c_in, planes, 1, bias=False)
         self.conv2 = conv_cls(planes, planes, 3, stride=stride, padding=1, bias=False)
         self.conv3 = conv_cls(planes, c_out, 1, bias=False)
-        self.shortcut = _shortcut(norm, c_in, c_out, stride)
+        self.shortcut = _fixup_shortcut(norm, c_in, c_out, stride)
 
     def branch_convs(self):
         return [self.conv1, self.conv2, self.conv3]

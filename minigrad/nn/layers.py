@@ -42,6 +42,15 @@ def _bias_bound(weight):
     return 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
 
 
+def _reset_weight_and_bias(weight, bias):
+    """PyTorch's default for Conv2d and Linear: kaiming_uniform_(a=sqrt(5)) for the weight,
+    uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) for the bias."""
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        b = _bias_bound(weight)
+        init.uniform_(bias, -b, b)
+
+
 # ----------------------------------------------------------------------------
 # Convolution and linear
 # ----------------------------------------------------------------------------
@@ -71,10 +80,7 @@ class Conv2d(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            b = _bias_bound(self.weight)
-            init.uniform_(self.bias, -b, b)
+        _reset_weight_and_bias(self.weight, self.bias)
 
     def _conv_forward(self, x, weight, bias):
         _check_input(self, x, (4,), self.in_channels)
@@ -108,10 +114,7 @@ class Linear(Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            b = _bias_bound(self.weight)
-            init.uniform_(self.bias, -b, b)
+        _reset_weight_and_bias(self.weight, self.bias)
 
     def forward(self, x):
         if x.ndim == 0 or x.shape[-1] != self.in_features:

@@ -226,6 +226,21 @@ def _check_ndim(x, least, fn, layout):
         raise ValueError(f"{fn}: expected an input of shape {layout}, got shape {tuple(x.shape)}")
 
 
+def _per_channel_args(x, running_mean, running_var, weight, bias, momentum, fn, least, layout):
+    """The checks batch_norm and instance_norm share: one buffer entry and one affine
+    parameter per channel (axis 1).  Returns x, the raw buffers, weight, bias and the
+    broadcast shape (1, C, 1, ...) of per-channel values."""
+    x = as_tensor(x)
+    _check_ndim(x, least, fn, layout)
+    _check_momentum(momentum, fn)
+    C = x.shape[1]
+    rm = _check_buffer(running_mean, "running_mean", x, C, fn)
+    rv = _check_buffer(running_var, "running_var", x, C, fn)
+    weight = _check_param(weight, "weight", (C,), fn)
+    bias = _check_param(bias, "bias", (C,), fn)
+    return x, rm, rv, weight, bias, _channel_param_shape(x)
+
+
 # ----------------------------------------------------------------------------
 # The public functions
 # ----------------------------------------------------------------------------
@@ -240,16 +255,9 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     training=False: normalize with the running buffers (both required).
     Buffers are arrays or Tensors of C numbers; None skips the update.
     """
-    x = as_tensor(x)
-    fn = "batch_norm"
-    _check_ndim(x, 2, fn, "(N, C), (N, C, L) or (N, C, H, W)")
-    _check_momentum(momentum, fn)
-    C = x.shape[1]
-    rm = _check_buffer(running_mean, "running_mean", x, C, fn)
-    rv = _check_buffer(running_var, "running_var", x, C, fn)
-    weight = _check_param(weight, "weight", (C,), fn)
-    bias = _check_param(bias, "bias", (C,), fn)
-    pshape = _channel_param_shape(x)
+    x, rm, rv, weight, bias, pshape = _per_channel_args(
+        x, running_mean, running_var, weight, bias, momentum, "batch_norm", 2,
+        "(N, C), (N, C, L) or (N, C, H, W)")
     axes = (0,) + tuple(range(2, x.ndim))
 
     if not training:
@@ -257,12 +265,11 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
             raise ValueError("batch_norm: running_mean and running_var must be given in "
                              "evaluation mode (training=False); pass training=True to use "
                              "the batch's own statistics")
-        stats = (rm.reshape(pshape).astype(x.dtype, copy=False),
-                 rv.reshape(pshape).astype(x.dtype, copy=False))
+        stats = tuple(b.reshape(pshape).astype(x.dtype, copy=False) for b in (rm, rv))
         y, _ = normalize(x, axes, weight, bias, eps, param_shape=pshape, stats=stats)
         return y
 
-    m = x.size // C
+    m = x.size // x.shape[1]          # values per channel
     if m <= 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got input size "
                          f"{tuple(x.shape)}: the batch variance of a single value is 0. Use a "
@@ -284,24 +291,16 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
     average of the per-instance mean and unbiased variance; with
     use_input_stats=False the running buffers are used instead.
     """
-    x = as_tensor(x)
-    fn = "instance_norm"
-    _check_ndim(x, 3, fn, "(N, C, L) or (N, C, H, W)")
-    _check_momentum(momentum, fn)
-    C = x.shape[1]
-    rm = _check_buffer(running_mean, "running_mean", x, C, fn)
-    rv = _check_buffer(running_var, "running_var", x, C, fn)
-    weight = _check_param(weight, "weight", (C,), fn)
-    bias = _check_param(bias, "bias", (C,), fn)
-    pshape = _channel_param_shape(x)
+    x, rm, rv, weight, bias, pshape = _per_channel_args(
+        x, running_mean, running_var, weight, bias, momentum, "instance_norm", 3,
+        "(N, C, L) or (N, C, H, W)")
     axes = tuple(range(2, x.ndim))
 
     if not use_input_stats:
         if rm is None or rv is None:
             raise ValueError("instance_norm: use_input_stats=False needs running_mean and "
                              "running_var")
-        stats = (rm.reshape(pshape).astype(x.dtype, copy=False),
-                 rv.reshape(pshape).astype(x.dtype, copy=False))
+        stats = tuple(b.reshape(pshape).astype(x.dtype, copy=False) for b in (rm, rv))
         y, _ = normalize(x, axes, weight, bias, eps, param_shape=pshape, stats=stats)
         return y
 
