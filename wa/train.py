@@ -433,7 +433,7 @@ class Trainer:
         """Train from batch self.batch to the end of epoch self.epoch + 1.  Returns "done",
         "stopped" (Ctrl-C, checkpoint saved mid-epoch) or "diverged"."""
         self.model.train()
-        e, bs = self.epoch + 1, self.cfg["batch_size"]
+        e = self.epoch + 1
         p = self.partial
         bar = self._bar(len(self.train_loader), self.batch, f"epoch {e}/{self.cfg['epochs']}")
         t0 = time.perf_counter()

@@ -436,7 +436,7 @@ class Concatenate(Function):
         return self.xp.concatenate(xs, axis=self.axis)
 
     def backward(self, gy):
-        cuts = np.cumsum(self.sizes)[:-1]
+        cuts = np.cumsum(self.sizes)[:-1].tolist()   # host offsets as a list: CuPy takes no NumPy array
         return tuple(self.xp.split(gy, cuts, axis=self.axis))
 
 

@@ -48,7 +48,6 @@ def cells_of(source):
 
 
 def build(name):
-    import nbformat
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
     cells = cells_of((HERE / f"{name}.py").read_text())

@@ -215,7 +215,7 @@ def test_conv2d_matches_torch(name, make):
     x, w, b, kw = _inputs(make, CASES[name])
     y = F.conv2d(x, w, b, **kw)
     gy = np.random.default_rng(7).standard_normal(y.shape)
-    y.backward(gy)
+    y.backward(mg.tensor(gy, device=y.device))   # the upstream gradient lives where y does
     tx, tw = (torch.tensor(t.numpy(), requires_grad=True) for t in (x, w))
     tb = None if b is None else torch.tensor(b.numpy(), requires_grad=True)
     ty = torch.nn.functional.conv2d(tx, tw, tb, **kw)

@@ -132,7 +132,7 @@ def _compare_with_torch(ours, theirs, x):
     torch = pytest.importorskip("torch")
     y = ours(x)
     gy = np.random.default_rng(3).standard_normal(y.shape)
-    y.backward(gy)
+    y.backward(mg.tensor(gy, device=y.device))   # the upstream gradient lives where y does
     tx = torch.tensor(x.numpy(), requires_grad=True)
     ty = theirs(torch.nn.functional, tx)
     ty.backward(torch.tensor(gy))

@@ -87,3 +87,21 @@ def test_save_from_device(device, tmp_path):
     fresh.load_state_dict(sd)
     assert fresh[0].weight.device == device
     np.testing.assert_array_equal(fresh[0].weight.numpy(), model[0].weight.numpy())
+
+
+def test_save_on_device_load_on_cpu_and_back(tmp_path, device):
+    """A model trained on the GPU saves host arrays; they load on the CPU and on the GPU."""
+    src = _model().to(device)
+    src[1].running_mean.data[...] = src[1].running_mean.data + 3.0
+    path = tmp_path / "model.npz"
+    mg.save(src, path)
+    sd = mg.load(path)
+    assert all(type(v) is np.ndarray for v in sd.values())
+    on_cpu, back = _model(), _model().to(device)
+    on_cpu.load_state_dict(sd)
+    back.load_state_dict(sd)
+    for (k, a), b, c in zip(src.state_dict().items(), on_cpu.state_dict().values(),
+                            back.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=k)
+        np.testing.assert_array_equal(a, c, err_msg=k)
+    assert all(p.device == device for p in back.parameters())

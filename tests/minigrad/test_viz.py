@@ -62,7 +62,7 @@ def test_shared_input_is_one_node_with_two_arrows(make):
 
 def test_leaves_constants_and_output_look_different(make):
     x = make(3)
-    c = mg.tensor(np.ones(3))
+    c = mg.tensor(np.ones(3), device=x.device)
     y = (x * c).sum()
     nodes, _ = parse(viz.to_dot(y))
     by_label = {lab.split("\n")[0]: attrs for lab, attrs in nodes.values()}

@@ -133,3 +133,33 @@ def test_sweep_usage_errors(tmp_path, capsys):
     with pytest.raises(SystemExit) as e:
         S.main(["--norms", "qq", "--out", str(tmp_path)])
     assert e.value.code == 2 and "invalid norm spec" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------
+# Both command lines on 'cuda' (a GPU, or the strict CuPy stand-in): the cpu numbers
+# ---------------------------------------------------------------------------------------
+def test_activations_on_cuda_match_cpu():
+    on = {d: A.at_init(["bn", "gn+wa"], batch=8, width=0.0625, channels=4, device=d)
+          for d in ("cpu", "cuda")}
+    for spec in on["cpu"]:
+        for layer, a in on["cpu"][spec].items():
+            b = on["cuda"][spec][layer]
+            assert type(b) is np.ndarray                      # results come back to the host
+            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=f"{spec} layer {layer}")
+
+
+def test_activations_and_sweep_command_lines_on_cuda(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert T.main(TINY_RUN + ["--model", "plain8", "--width", "0.0625", "--norm", "wa",
+                              "--device", "cuda", "--out", str(run)]) == 0
+    assert A.main(["--checkpoint", str(run), "--batch", "8", "--device", "cuda",
+                   "--out", str(tmp_path / "trained.png")]) == 0
+    assert A.main(["--norms", "wa", "--width", "0.0625", "--batch", "8", "--device", "cuda",
+                   "--out", str(tmp_path / "init.png")]) == 0
+    sweep = ["--norms", "gn+wa", "--batch-sizes", "8", "--model", "plain8", "--width", "0.0625",
+             "--dataset", "synthetic", "--limit-train", "16", "--limit-test", "16", "--epochs", "1"]
+    assert S.main(sweep + ["--device", "cuda", "--out", str(tmp_path / "gpu")]) == 0
+    assert S.main(sweep + ["--out", str(tmp_path / "cpu")]) == 0
+    gpu, cpu = read_results(tmp_path / "gpu"), read_results(tmp_path / "cpu")
+    assert [r["status"] for r in gpu] == ["done"]
+    assert float(gpu[0]["test_error"]) == pytest.approx(float(cpu[0]["test_error"]), abs=1e-6)

@@ -260,12 +260,28 @@ def test_existing_run_and_conflicting_resume_flags_are_refused(reference, capsys
     assert e.value.code == 2 and "differs from the saved run" in capsys.readouterr().err
 
 
-def test_cuda_without_gpu_is_a_usage_error(tmp_path, capsys):
-    if mg.is_available("cuda"):
-        pytest.skip("a GPU is present")
+def test_cuda_without_gpu_is_a_usage_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(mg.backend, "cupy", None)        # as on a machine without CuPy
     with pytest.raises(SystemExit) as e:
         train(tmp_path / "r", "--device", "cuda")
     assert e.value.code == 2 and "--device cuda" in capsys.readouterr().err
+
+
+def test_cuda_run_gives_the_cpu_losses_and_evaluates_on_the_cpu(reference, tmp_path, capsys):
+    """Same seed on 'cuda' (a GPU, or the strict CuPy stand-in): the cpu run's numbers to float32
+    rounding; its checkpoint holds host arrays, which the CPU reads back."""
+    out = tmp_path / "gpu"
+    assert train(out, "--device", "cuda", epochs=3) == 0
+    on_cuda, on_cpu = metrics(out), metrics(reference)
+    assert len(on_cuda) == len(on_cpu) == 3
+    for a, b in zip(on_cuda, on_cpu):
+        for k in ("train_loss", "test_loss", "train_acc", "test_acc", "lr"):
+            assert a[k] == pytest.approx(b[k], rel=1e-4, abs=1e-6), (k, a, b)
+    weights = final_weights(out)
+    assert all(type(v) is np.ndarray for v in weights.values())
+    capsys.readouterr()
+    assert T.main(["--out", str(out), "--eval-only", "--device", "cpu"]) == 0
+    assert f"test acc {on_cuda[-1]['test_acc']:.4f}" in capsys.readouterr().out
 
 
 def test_command_line_entry_point_exits_2_without_traceback(tmp_path):
