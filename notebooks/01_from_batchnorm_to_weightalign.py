@@ -52,7 +52,7 @@ import minigrad.functional as F
 import wa
 import wa.functional as WF
 
-QUICK = os.environ.get("WA_QUICK", "0") not in ("", "0")
+QUICK = os.environ.get("WA_QUICK") == "1"   # quick mode: WA_QUICK=1; full mode: unset
 SEED = 0
 S_MC = 20_000 if QUICK else 200_000      # Monte Carlo draws for the one-unit checks (eqs. 3-8)
 N_FAN = 64 if QUICK else 144             # fan-in n of one filter there (144 = 3*3*16)

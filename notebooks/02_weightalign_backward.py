@@ -22,11 +22,11 @@
 #    factor $\sqrt{2/n}$, and measures how Weight Standardization differs;
 # 4. checks every gradient against finite differences, and plants a wrong backward to see the
 #    checks catch it, and `mg.gradcheck_graph` name it;
-# 5. draws the computation graphs (issue 8): a `WAConv2d` + norm + ReLU block, and WA built from
+# 5. draws the computation graphs: a `WAConv2d` + norm + ReLU block, and WA built from
 #    primitive ops next to the single hand-derived `WeightAlign` op.
 #
-# Equation numbers are the paper's (see `/work/shared/paper/README.md` in the project, or the
-# paper). **The stored outputs come from a full-mode run** (environment variable `WA_QUICK`
+# Equation numbers are those of the WeightAlign paper (Shi, Li, Liu, van Gemert, ICPR 2020).
+# **The stored outputs come from a full-mode run** (environment variable `WA_QUICK`
 # unset) on a 2-core CPU with NumPy in float64, random seed 0; the first code cell prints the
 # exact settings. `WA_QUICK=1` (used by the test suite) only shrinks the timing benchmark of
 # section 6; every check is the same.
@@ -50,7 +50,7 @@ import minigrad.functional as F
 import wa.functional as WF
 from minigrad import nn, viz
 
-QUICK = os.environ.get("WA_QUICK") == "1"
+QUICK = os.environ.get("WA_QUICK") == "1"   # quick mode: WA_QUICK=1; full mode: unset
 SEED = 0
 rng = np.random.default_rng(SEED)
 np.set_printoptions(precision=4, suppress=False, linewidth=100)

@@ -52,7 +52,7 @@ import minigrad as mg
 import minigrad.functional as F
 from wa import activations, norms
 
-QUICK = os.environ.get("WA_QUICK") == "1"
+QUICK = os.environ.get("WA_QUICK") == "1"   # quick mode: WA_QUICK=1; full mode: unset
 SEED = 0
 BATCH = 32 if QUICK else 128
 WIDTH = 0.25 if QUICK else 1.0           # plain8's 64 channels times WIDTH

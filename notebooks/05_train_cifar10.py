@@ -85,7 +85,7 @@ import wa
 from wa import data as wadata, models, norms
 from wa.train import Trainer, default_lr, load_checkpoint, parse_config
 
-QUICK = os.environ.get("WA_QUICK", "0") not in ("", "0")
+QUICK = os.environ.get("WA_QUICK") == "1"   # quick mode: WA_QUICK=1; full mode: unset
 SEED = 0
 MODEL = "resnet20"
 WIDTH = 0.125 if QUICK else 0.5            # multiplies resnet20's 16/32/64 channels
@@ -108,7 +108,7 @@ print(f"mode: {'QUICK (WA_QUICK=1)' if QUICK else 'full'};  weightalign {wa.__ve
       f"numpy {np.__version__}, python {platform.python_version()};  {platform.machine()}, "
       f"{os.cpu_count()} logical CPUs, load average {load};  BLAS threads {BLAS_THREADS}")
 print(f"model {MODEL} x{WIDTH}, norms {NORMS}, batch sizes {BATCH_SIZES}, {EPOCHS} epoch(s), "
-      f"seed {SEED};  run folders in {RUN_ROOT.resolve()}")
+      f"seed {SEED};  run folders in {RUN_ROOT}")
 T0 = time.perf_counter()
 
 
@@ -601,4 +601,4 @@ if QUICK:
     shutil.rmtree(RUN_ROOT, ignore_errors=True)     # quick runs are throwaway
 else:
     print(f"run folders (config.json, metrics.jsonl, checkpoint.npz, curves.png) and the two "
-          f"figures above: {RUN_ROOT.resolve()}")
+          f"figures above: {RUN_ROOT}")
