@@ -166,7 +166,7 @@ print(cols2)
 # %%
 def conv2d_naive(x, w, b=None, stride=1, padding=0, dilation=1):
     "The definition, one output value at a time (loops over n, o, ho, wo): the reference."
-    N, C, H, W = x.shape
+    N, _, H, W = x.shape
     O, _, kh, kw = w.shape
     s, p, d = stride, padding, dilation
     xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
@@ -187,7 +187,7 @@ def conv2d_by_hand(x, w, b, stride, padding, dilation):
     cols = F.im2col(mg.tensor(x), kh, stride, padding, dilation).numpy()
     w_mat = w.transpose(2, 3, 1, 0).reshape(-1, O)           # row (i*kw + j)*C + c, column o
     y = cols @ w_mat + b                                      # (N*Ho*Wo, O): NHWC order
-    Ho = int(round(np.sqrt(y.shape[0] // N)))                  # square inputs below
+    Ho = int(round(np.sqrt(y.shape[0] // N)))  # square inputs below  # noqa: RUF046 (NumPy 1: a float)
     return y.reshape(N, Ho, Ho, O).transpose(0, 3, 1, 2)
 
 

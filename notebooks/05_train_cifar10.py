@@ -82,7 +82,7 @@ from IPython.display import display
 import minigrad as mg
 import minigrad.functional as F
 import wa
-from wa import data as wadata, models, norms
+from wa import data as wadata, models
 from wa.train import Trainer, default_lr, load_checkpoint, parse_config
 
 QUICK = os.environ.get("WA_QUICK") == "1"   # quick mode: WA_QUICK=1; full mode: unset
@@ -200,7 +200,7 @@ for norm in NORMS:
     convs = [type(c).__name__ for c in m.modules() if isinstance(c, mg.nn.Conv2d)]
     acts = [c for c in m.modules() if isinstance(c, (mg.nn.BatchNorm2d, mg.nn.GroupNorm))]
     per_group = sorted({c.num_channels // c.num_groups for c in acts if isinstance(c, mg.nn.GroupNorm)})
-    rows.append([norm, sum(p.size for p in m.parameters()), f"{len(convs)} x {sorted(set(convs))[0]}",
+    rows.append([norm, sum(p.size for p in m.parameters()), f"{len(convs)} x {min(convs)}",
                  f"{len(acts)} x {type(acts[0]).__name__}" if acts else "none (Fixup)",
                  per_group if per_group else "-"])
 table(["norm", "parameters", "convs", "activation norms", "channels per GN group"], rows)
