@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 03 · Activation distributions at initialisation (the paper's Fig. 2, supplementary Figs. 7–8)
 #
@@ -44,7 +52,7 @@ import minigrad as mg
 import minigrad.functional as F
 from wa import activations, norms
 
-QUICK = os.environ.get("WA_QUICK") == "1"
+QUICK = os.environ.get("WA_QUICK") == "1"   # quick mode: WA_QUICK=1; full mode: unset
 SEED = 0
 BATCH = 32 if QUICK else 128
 WIDTH = 0.25 if QUICK else 1.0           # plain8's 64 channels times WIDTH
@@ -143,6 +151,7 @@ plt.show()
 rows, text = activations.table(results)
 print(text)
 
+
 # %% [markdown]
 # The same statistics at every conv layer, 1 to 7, as curves. `at_init` records only the four
 # layers of the figure, so here the models are called directly (`plain8` returns all eight
@@ -228,6 +237,7 @@ for spec in SPECS:
 print(f"\nfor filters with an exactly zero sum and ReLU inputs: 1 - 1/pi = {1 - 1 / np.pi:.3f} "
       f"(see notebook 01 and wa.functional.WeightAlign)")
 
+
 # %% [markdown]
 # The paper reads its baseline's classifier as a *constant output*: one class wins for every
 # input. Measured here by the share of the batch that goes to the most frequent class, with the
@@ -252,6 +262,7 @@ for spec in SPECS:
     b = classifier_stats(one_position[spec])
     print(f"{spec:<7} {a[0]:>14.3f} {a[1]:>18.3f} {a[2]:>10.2f}   "
           f"{b[0]:>14.3f} {b[1]:>18.3f} {b[2]:>10.2f}")
+
 
 # %% [markdown]
 # ## 5. What the numbers show

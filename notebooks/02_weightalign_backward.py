@@ -1,3 +1,11 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
 # %% [markdown]
 # # 02 · The backward pass of WeightAlign, derived by hand
 #
@@ -14,11 +22,11 @@
 #    factor $\sqrt{2/n}$, and measures how Weight Standardization differs;
 # 4. checks every gradient against finite differences, and plants a wrong backward to see the
 #    checks catch it, and `mg.gradcheck_graph` name it;
-# 5. draws the computation graphs (issue 8): a `WAConv2d` + norm + ReLU block, and WA built from
+# 5. draws the computation graphs: a `WAConv2d` + norm + ReLU block, and WA built from
 #    primitive ops next to the single hand-derived `WeightAlign` op.
 #
-# Equation numbers are the paper's (see `/work/shared/paper/README.md` in the project, or the
-# paper). **The stored outputs come from a full-mode run** (environment variable `WA_QUICK`
+# Equation numbers are those of the WeightAlign paper (Shi, Li, Liu, van Gemert, ICPR 2020).
+# **The stored outputs come from a full-mode run** (environment variable `WA_QUICK`
 # unset) on a 2-core CPU with NumPy in float64, random seed 0; the first code cell prints the
 # exact settings. `WA_QUICK=1` (used by the test suite) only shrinks the timing benchmark of
 # section 6; every check is the same.
@@ -42,7 +50,7 @@ import minigrad.functional as F
 import wa.functional as WF
 from minigrad import nn, viz
 
-QUICK = os.environ.get("WA_QUICK") == "1"
+QUICK = os.environ.get("WA_QUICK") == "1"   # quick mode: WA_QUICK=1; full mode: unset
 SEED = 0
 rng = np.random.default_rng(SEED)
 np.set_printoptions(precision=4, suppress=False, linewidth=100)
@@ -55,6 +63,7 @@ def max_abs(a, b):
     a = a.data if isinstance(a, mg.Tensor) else a
     b = b.data if isinstance(b, mg.Tensor) else b
     return float(np.max(np.abs(a - b)))
+
 
 # %% [markdown]
 # ## 1. WeightAlign, stage by stage
@@ -142,6 +151,7 @@ def wa_backward_closed(G, c):
            - alpha * x * (h * x).sum(axis=1, keepdims=True)) / s
     return g_w, (G * x).sum(axis=1)
 
+
 # %% [markdown]
 # Now compare with the package's op on a conv weight of 16 filters of shape `3 x 3 x 8`
 # ($n = 72$), Kaiming-initialised as the paper does (III-C), a random $\gamma$, and a random
@@ -168,6 +178,7 @@ print("dL/dw        |staged - closed|      :", f"{max_abs(gw_staged, gw_closed):
 print("dL/dw        |staged - package|     :", f"{max_abs(gw_staged.reshape(w.shape), W.grad):.2e}")
 print("dL/dgamma    |staged - package|     :", f"{max_abs(gg_staged, Gamma.grad):.2e}")
 print("size of the gradient, max |dL/dw|   :", f"{np.abs(gw_staged).max():.3f}")
+
 
 # %% [markdown]
 # The three agree to rounding error. Agreement between two implementations of one derivation
@@ -216,6 +227,7 @@ cosines = np.abs((g_rows * d_rows).sum(axis=1)) / (np.linalg.norm(g_rows, axis=1
 print(f"max over filters of |sum_i dL/dw_i|                : {sums.max():.1e}")
 print(f"max over filters of |cos(dL/dw, w - mean(w))|       : {cosines.max():.1e}")
 print(f"for comparison, eps / s^2 (largest over filters)    : {(1e-5 / cache['s']**2).max():.1e}")
+
 
 # %% [markdown]
 # ## 2. BatchNorm, GroupNorm, LayerNorm, InstanceNorm: one kernel
@@ -379,6 +391,7 @@ var_ws = F.conv2d(inp, WF.weight_standardize(mg.Tensor(w)), padding=1).data.var(
 print(f"Var(conv out) with WA: {var_wa:.3f}   with WS: {var_ws:.2f}   "
       f"ratio {var_ws / var_wa:.1f}   (n/2 = {n / 2:.0f}, (n-1)/2 = {(n - 1) / 2:.1f})")
 
+
 # %% [markdown]
 # ## 4. Gradient checks, with relative errors
 #
@@ -431,6 +444,7 @@ print(f"{'op (inputs checked)':<30}{'rel. error per input':<36}{'mg.gradcheck'}"
 for name, (fn, arrays) in cases.items():
     errors, verdict = check(fn, arrays)
     print(f"{name:<30}{', '.join(f'{e:.1e}' for e in errors):<36}{'pass' if verdict else 'FAIL'}")
+
 
 # %% [markdown]
 # All relative errors are around $10^{-9}$–$10^{-11}$, which is what central differences with step
@@ -551,6 +565,7 @@ def show(dot_text, stem):
     path.write_bytes(graphviz.Source(dot_text).pipe(format="png"))
     display(Image(filename=str(path)))
 
+
 # %% [markdown]
 # ### One block: `WAConv2d` → GroupNorm → ReLU
 # The parameters carry their module names (`conv.weight`, `conv.gamma`, `norm.weight`, ...)
@@ -578,6 +593,7 @@ if viz.dot_available():
     display(Image(filename=path))
 else:
     show(viz.to_dot(out, module=block), "block")
+
 
 # %% [markdown]
 # ### WA from primitive ops, next to the fused op

@@ -1,38 +1,36 @@
-"""Build notebooks/04_im2col_convolution.ipynb (and run it in full mode).
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
 
-    python notebooks/_src/build_04.py               # write and execute (stores the outputs)
-    python notebooks/_src/build_04.py --no-execute  # write only
-"""
-from nbbuild import code, main, md
+# %% [markdown]
+# # 04 · Convolution as one matrix product: im2col and col2im
+#
+# Every conv layer in this project (plain, WA, WS, WN) ends in `minigrad.functional.conv2d`, and
+# `conv2d` is one matrix product: lay out every receptive field of the input as a row of a matrix
+# (**im2col**), multiply by the filters laid out as columns, and the product *is* the output. Its
+# backward needs the transpose of that layout (**col2im**). This notebook takes the construction
+# apart on examples small enough to print, checks it against the definition of convolution, proves
+# numerically that col2im is the adjoint of im2col (and why that makes it the backward pass), and
+# measures what it costs: memory, and time against a naive loop and against a plain matrix product.
+#
+# The implementation is `minigrad/ops/conv.py`; its module docstring states the layout:
+#
+#     cols = im2col(x)  has shape (N*Ho*Wo, kh*kw*C)
+#     row  (n*Ho + ho)*Wo + wo      is output pixel (n, ho, wo)
+#     col  (i*kw + j)*C + c         is kernel tap (i, j) of input channel c
+#     cols[row, col] = x_pad[n, c, ho*s + i*d, wo*s + j*d]
+#
+# **Settings that produced the stored outputs:** full mode (the environment variable `WA_QUICK`
+# unset), CPU, NumPy with a single BLAS thread, seed 0, on the 2-core machine the project was
+# developed on (timings depend on the machine and on its load; the printed numbers are the best of
+# several interleaved repeats). The next cell prints the versions and the load. `WA_QUICK=1` (used by the test suite) runs smaller sizes and fewer
+# repeats.
 
-NAME = "04_im2col_convolution.ipynb"
-
-cells = [
-md(r"""
-# 04 · Convolution as one matrix product: im2col and col2im
-
-Every conv layer in this project (plain, WA, WS, WN) ends in `minigrad.functional.conv2d`, and
-`conv2d` is one matrix product: lay out every receptive field of the input as a row of a matrix
-(**im2col**), multiply by the filters laid out as columns, and the product *is* the output. Its
-backward needs the transpose of that layout (**col2im**). This notebook takes the construction
-apart on examples small enough to print, checks it against the definition of convolution, proves
-numerically that col2im is the adjoint of im2col (and why that makes it the backward pass), and
-measures what it costs: memory, and time against a naive loop and against a plain matrix product.
-
-The implementation is `minigrad/ops/conv.py`; its module docstring states the layout:
-
-    cols = im2col(x)  has shape (N*Ho*Wo, kh*kw*C)
-    row  (n*Ho + ho)*Wo + wo      is output pixel (n, ho, wo)
-    col  (i*kw + j)*C + c         is kernel tap (i, j) of input channel c
-    cols[row, col] = x_pad[n, c, ho*s + i*d, wo*s + j*d]
-
-**Settings that produced the stored outputs:** full mode (the environment variable `WA_QUICK`
-unset), CPU, NumPy with a single BLAS thread, seed 0, on the 2-core machine the project was
-developed on (timings depend on the machine and on its load; the printed numbers are the best of
-several interleaved repeats). The next cell prints the versions and the load. `WA_QUICK=1` (used by the test suite) runs smaller sizes and fewer
-repeats.
-"""),
-code(r"""
+# %%
 import os
 # Timings below are single-threaded: with a multi-threaded BLAS on a machine where other programs
 # hold some of the cores, the threads wait for each other and the numbers jump by 10x from run to
@@ -51,7 +49,7 @@ from matplotlib.patches import Rectangle
 import minigrad as mg
 import minigrad.functional as F
 
-QUICK = os.environ.get("WA_QUICK", "0") not in ("", "0")
+QUICK = os.environ.get("WA_QUICK") == "1"   # quick mode: WA_QUICK=1; full mode: unset
 SEED = 0
 REPEATS = 2 if QUICK else 5
 rng = np.random.default_rng(SEED)
@@ -90,23 +88,22 @@ def best_times(fns, repeats=REPEATS, budget=0.1 if QUICK else 2.0):
             fn()
             times[k].append(time.perf_counter() - t)
     return {k: min(v) for k, v in times.items()}
-"""),
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 1. The im2col matrix of a tiny input
 
-A 1x1x4x4 input whose pixels hold their own numbers 1..16 (so every entry of the matrix says which
-pixel it was copied from), and a 3x3 kernel with stride 1 and no padding: the output is 2x2, so the
-matrix has 4 rows (one per output pixel) and 9 columns (one per kernel tap).
-"""),
-code(r"""
+# %% [markdown]
+# ## 1. The im2col matrix of a tiny input
+#
+# A 1x1x4x4 input whose pixels hold their own numbers 1..16 (so every entry of the matrix says which
+# pixel it was copied from), and a 3x3 kernel with stride 1 and no padding: the output is 2x2, so the
+# matrix has 4 rows (one per output pixel) and 9 columns (one per kernel tap).
+
+# %%
 x = mg.tensor(np.arange(1, 17, dtype=np.float64).reshape(1, 1, 4, 4))
 cols = F.im2col(x, kernel_size=3).numpy()
 print("input x[0, 0] (each pixel holds its number):\n", x.numpy()[0, 0].astype(int))
 print("\nim2col(x, 3): rows = output pixels (ho, wo), columns = taps (i, j)\n", cols.astype(int))
-"""),
-code(r"""
+
+# %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1, 2]})
 colors = ["tab:blue", "tab:orange", "tab:green", "tab:red"]
 ax = axes[0]
@@ -134,16 +131,16 @@ ax.set(title="im2col matrix (4 x 9): each entry is the input pixel it copies",
        xlabel="column = kernel tap (i, j)", ylabel="row = output pixel")
 plt.tight_layout()
 plt.show()
-"""),
-md(r"""
-Pixel 6 (h1, w1) and pixel 11 (h2, w2), in the middle, appear in all four rows: the windows overlap,
-so the matrix holds $k^2 = 9$ entries per output pixel but only 16 distinct numbers. With zero
-padding (`padding=1`, "same" output size) the matrix has one row per input pixel and the entries
-that fall outside the image are zeros (shown as 0 below). With several channels, the channel
-index varies fastest along a row (tap $(i, j)$ of channel $c$ is column $(i k_w + j) C + c$); the
-second example encodes pixel $(c, h, w)$ as the number $100c + 10h + w + 1$:
-"""),
-code(r"""
+
+# %% [markdown]
+# Pixel 6 (h1, w1) and pixel 11 (h2, w2), in the middle, appear in all four rows: the windows overlap,
+# so the matrix holds $k^2 = 9$ entries per output pixel but only 16 distinct numbers. With zero
+# padding (`padding=1`, "same" output size) the matrix has one row per input pixel and the entries
+# that fall outside the image are zeros (shown as 0 below). With several channels, the channel
+# index varies fastest along a row (tap $(i, j)$ of channel $c$ is column $(i k_w + j) C + c$); the
+# second example encodes pixel $(c, h, w)$ as the number $100c + 10h + w + 1$:
+
+# %%
 print("padding=1: 16 rows x 9 columns (0 = padding)\n", F.im2col(x, 3, padding=1).numpy().astype(int))
 c_, h_, w_ = np.meshgrid(np.arange(2), np.arange(3), np.arange(3), indexing="ij")
 x2 = mg.tensor((100 * c_ + 10 * h_ + w_ + 1).reshape(1, 2, 3, 3).astype(np.float64))
@@ -151,26 +148,25 @@ cols2 = F.im2col(x2, 2).numpy().astype(int)
 print("\n2 channels of 3x3, kernel 2x2: 4 rows x (2*2*2) columns; column labels (i, j, c):")
 print("   ".join(f"({i},{j},{c})" for i in range(2) for j in range(2) for c in range(2)))
 print(cols2)
-"""),
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 2. The naive loop against im2col
 
-The definition of a (cross-correlation) convolution, one output value at a time:
+# %% [markdown]
+# ## 2. The naive loop against im2col
+#
+# The definition of a (cross-correlation) convolution, one output value at a time:
+#
+# $$y[n, o, h_o, w_o] = b_o + \sum_{c, i, j} x_{pad}[n, c,\; h_o s + i d,\; w_o s + j d]\; w[o, c, i, j].$$
+#
+# With the filters flattened in the same $(i, j, c)$ order, $W_{mat}[(i k_w + j)C + c,\, o] =
+# w[o, c, i, j]$, the sum over $(c, i, j)$ for every output pixel at once is
+# `cols @ W_mat`, an $(N H_o W_o) \times (k_h k_w C)$ times $(k_h k_w C) \times O$ product whose rows are
+# the output in NHWC order. Below: the loop, the explicit product, and `F.conv2d` on a few geometries
+# (stride, padding, dilation).
 
-$$y[n, o, h_o, w_o] = b_o + \sum_{c, i, j} x_{pad}[n, c,\; h_o s + i d,\; w_o s + j d]\; w[o, c, i, j].$$
-
-With the filters flattened in the same $(i, j, c)$ order, $W_{mat}[(i k_w + j)C + c,\, o] =
-w[o, c, i, j]$, the sum over $(c, i, j)$ for every output pixel at once is
-`cols @ W_mat`, an $(N H_o W_o) \times (k_h k_w C)$ times $(k_h k_w C) \times O$ product whose rows are
-the output in NHWC order. Below: the loop, the explicit product, and `F.conv2d` on a few geometries
-(stride, padding, dilation).
-"""),
-code(r"""
+# %%
 def conv2d_naive(x, w, b=None, stride=1, padding=0, dilation=1):
     "The definition, one output value at a time (loops over n, o, ho, wo): the reference."
-    N, C, H, W = x.shape
+    N, _, H, W = x.shape
     O, _, kh, kw = w.shape
     s, p, d = stride, padding, dilation
     xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
@@ -191,7 +187,7 @@ def conv2d_by_hand(x, w, b, stride, padding, dilation):
     cols = F.im2col(mg.tensor(x), kh, stride, padding, dilation).numpy()
     w_mat = w.transpose(2, 3, 1, 0).reshape(-1, O)           # row (i*kw + j)*C + c, column o
     y = cols @ w_mat + b                                      # (N*Ho*Wo, O): NHWC order
-    Ho = int(round(np.sqrt(y.shape[0] // N)))                  # square inputs below
+    Ho = int(round(np.sqrt(y.shape[0] // N)))  # square inputs below  # noqa: RUF046 (NumPy 1: a float)
     return y.reshape(N, Ho, Ho, O).transpose(0, 3, 1, 2)
 
 
@@ -206,26 +202,26 @@ for stride, padding, dilation in [(1, 0, 1), (1, 1, 1), (2, 1, 1), (1, 2, 2), (2
     rows.append([f"s={stride} p={padding} d={dilation}", str(ref.shape), np.abs(hand - ref).max(),
                  np.abs(lib - ref).max()])
 table(["geometry", "output shape", "max |cols @ W_mat - loop|", "max |F.conv2d - loop|"], rows)
-"""),
-md(r"""
-Identical to rounding (float64, ~1e-15). `F.conv2d` does the same product with two refinements
-(see the module docstring): it works channels-last inside (a patch row is contiguous in memory,
-and the product's result already *is* the output in NHWC memory, returned as an NCHW-shaped view),
-and with `groups > 1` it runs one batched product per group.
 
-## 3. col2im is the adjoint of im2col
+# %% [markdown]
+# Identical to rounding (float64, ~1e-15). `F.conv2d` does the same product with two refinements
+# (see the module docstring): it works channels-last inside (a patch row is contiguous in memory,
+# and the product's result already *is* the output in NHWC memory, returned as an NCHW-shaped view),
+# and with `groups > 1` it runs one batched product per group.
+#
+# ## 3. col2im is the adjoint of im2col
+#
+# im2col is linear: $\mathrm{cols} = A\,x$, where $A$ is a 0/1 matrix with one 1 per row-and-column
+# entry of cols (the pixel it copies), or none (a padding zero). Its adjoint $A^\top$ sends every
+# entry of a matrix back to the pixel it came from and **adds** the entries that share a pixel:
+# that is `F.col2im`. The defining identity of the adjoint,
+#
+# $$\langle \mathrm{col2im}(c),\, x\rangle = \langle c,\, \mathrm{im2col}(x)\rangle
+# \quad\text{for every } x \text{ and } c,$$
+#
+# checked with random $x$ and $c$ on several geometries:
 
-im2col is linear: $\mathrm{cols} = A\,x$, where $A$ is a 0/1 matrix with one 1 per row-and-column
-entry of cols (the pixel it copies), or none (a padding zero). Its adjoint $A^\top$ sends every
-entry of a matrix back to the pixel it came from and **adds** the entries that share a pixel:
-that is `F.col2im`. The defining identity of the adjoint,
-
-$$\langle \mathrm{col2im}(c),\, x\rangle = \langle c,\, \mathrm{im2col}(x)\rangle
-\quad\text{for every } x \text{ and } c,$$
-
-checked with random $x$ and $c$ on several geometries:
-"""),
-code(r"""
+# %%
 rows = []
 for (N, C, H, k, s, p, d) in [(2, 3, 7, 3, 1, 0, 1), (2, 3, 7, 3, 1, 1, 1), (1, 4, 8, 3, 2, 1, 1),
                               (2, 2, 9, 2, 3, 0, 1), (1, 3, 9, 3, 1, 2, 2)]:
@@ -235,14 +231,14 @@ for (N, C, H, k, s, p, d) in [(2, 3, 7, 3, 1, 0, 1), (2, 3, 7, 3, 1, 1, 1), (1, 
     rhs = (cr * F.im2col(mg.tensor(xr), k, s, p, d).numpy()).sum()
     rows.append([f"{N}x{C}x{H}x{H}", f"k={k} s={s} p={p} d={d}", lhs, rhs, abs(lhs - rhs) / abs(rhs)])
 table(["input", "geometry", "<col2im(c), x>", "<c, im2col(x)>", "relative difference"], rows)
-"""),
-md(r"""
-The matrix $A$ itself, for the 4x4 example of section 1, built by applying im2col to the 16 unit
-images (column $p$ of $A$ is `im2col` of the image that is 1 at pixel $p$). `col2im` agrees with
-multiplying by $A^\top$, and `col2im` of an all-ones matrix counts, for every pixel, how many
-windows contain it:
-"""),
-code(r"""
+
+# %% [markdown]
+# The matrix $A$ itself, for the 4x4 example of section 1, built by applying im2col to the 16 unit
+# images (column $p$ of $A$ is `im2col` of the image that is 1 at pixel $p$). `col2im` agrees with
+# multiplying by $A^\top$, and `col2im` of an all-ones matrix counts, for every pixel, how many
+# windows contain it:
+
+# %%
 basis = np.eye(16).reshape(16, 1, 1, 4, 4)
 A = np.stack([F.im2col(mg.tensor(e), 3).numpy().ravel() for e in basis], axis=1)   # (4*9, 16)
 c = rng.standard_normal((4, 9))
@@ -264,26 +260,26 @@ for ax, cnt, name in [(axes[1], counts, "padding 0"), (axes[2], counts_pad, "pad
 fig.colorbar(im, ax=axes[2], label="windows containing the pixel")
 plt.tight_layout()
 plt.show()
-"""),
-md(r"""
-**Why that makes col2im the backward pass.** For any linear map $\mathrm{cols} = A x$ and a loss $L$,
-the chain rule gives $\partial L/\partial x_p = \sum_r (\partial L/\partial \mathrm{cols}_r)\,A_{rp}$,
-i.e. $\nabla_x L = A^\top \nabla_{\mathrm{cols}} L = \mathrm{col2im}(\nabla_{\mathrm{cols}} L)$: every
-pixel collects the gradients of all its copies. For conv2d, $Y = \mathrm{cols}\,W_{mat}$ gives
 
-$$\nabla_{W_{mat}} L = \mathrm{cols}^\top \nabla_Y L, \qquad
-\nabla_x L = \mathrm{col2im}\big(\nabla_Y L\; W_{mat}^\top\big),$$
+# %% [markdown]
+# **Why that makes col2im the backward pass.** For any linear map $\mathrm{cols} = A x$ and a loss $L$,
+# the chain rule gives $\partial L/\partial x_p = \sum_r (\partial L/\partial \mathrm{cols}_r)\,A_{rp}$,
+# i.e. $\nabla_x L = A^\top \nabla_{\mathrm{cols}} L = \mathrm{col2im}(\nabla_{\mathrm{cols}} L)$: every
+# pixel collects the gradients of all its copies. For conv2d, $Y = \mathrm{cols}\,W_{mat}$ gives
+#
+# $$\nabla_{W_{mat}} L = \mathrm{cols}^\top \nabla_Y L, \qquad
+# \nabla_x L = \mathrm{col2im}\big(\nabla_Y L\; W_{mat}^\top\big),$$
+#
+# two more matrix products and one col2im. For stride 1 the input gradient is also a *convolution*:
+# input pixel $a$ was read by output pixel $a + p - i d$ through tap $i$, so it receives
+# $\sum_i g[a + p - i d]\,w[i]$, a stride-1 convolution of the upstream gradient with the kernel
+# flipped in both spatial axes and its input/output channels swapped, with padding $d(k-1) - p$.
+# `F.conv2d` computes it that way for stride 1 (it reads memory in order, which is faster than the
+# scattered adds of col2im) and with col2im otherwise; both are the same numbers. Checked against the
+# autograd of `F.conv2d`, and with `mg.gradcheck` (finite differences in float64, random upstream
+# gradient) on im2col and col2im:
 
-two more matrix products and one col2im. For stride 1 the input gradient is also a *convolution*:
-input pixel $a$ was read by output pixel $a + p - i d$ through tap $i$, so it receives
-$\sum_i g[a + p - i d]\,w[i]$, a stride-1 convolution of the upstream gradient with the kernel
-flipped in both spatial axes and its input/output channels swapped, with padding $d(k-1) - p$.
-`F.conv2d` computes it that way for stride 1 (it reads memory in order, which is faster than the
-scattered adds of col2im) and with col2im otherwise; both are the same numbers. Checked against the
-autograd of `F.conv2d`, and with `mg.gradcheck` (finite differences in float64, random upstream
-gradient) on im2col and col2im:
-"""),
-code(r"""
+# %%
 N, C, H, O, k = 2, 3, 6, 4, 3
 xt = mg.tensor(rng.standard_normal((N, C, H, H)), requires_grad=True)
 wt = mg.tensor(rng.standard_normal((O, C, k, k)), requires_grad=True)
@@ -305,25 +301,23 @@ for name, fn, inp in [("im2col", lambda t: F.im2col(t, 3, 2, 1), rng.standard_no
                       ("col2im", lambda t: F.col2im(t, (2, 3, 5, 5), 3, 2, 1), rng.standard_normal((18, 27)))]:
     mg.gradcheck(fn, [mg.tensor(inp, requires_grad=True)])
     print(f"mg.gradcheck({name}) passed")
-"""),
 
-# ---------------------------------------------------------------------------------------------
-md(r"""
-## 4. What it costs in memory
+# %% [markdown]
+# ## 4. What it costs in memory
+#
+# The matrix copies every pixel once per window that contains it:
+#
+# $$\mathrm{bytes(cols)} = N H_o W_o \cdot k_h k_w C \cdot \text{itemsize}, \qquad
+# \frac{\mathrm{bytes(cols)}}{\mathrm{bytes}(x)} = k_h k_w\,\frac{H_o W_o}{H W}
+# \;\approx\; \frac{k_h k_w}{s^2}.$$
+#
+# So a 3x3 "same" convolution holds a matrix 9 times the size of its input, and `conv2d` **keeps** it
+# until the backward pass, because the weight gradient $\mathrm{cols}^\top\nabla_Y L$ needs it. A 1x1
+# convolution with stride 1 costs nothing extra (the matrix is the input, seen channels-last).
+# Formula and measurement (`.nbytes` of the `F.im2col` result, and of the matrix that the `Conv2d`
+# op saved for backward), float32, for layers of the CIFAR ResNets at batch 128:
 
-The matrix copies every pixel once per window that contains it:
-
-$$\mathrm{bytes(cols)} = N H_o W_o \cdot k_h k_w C \cdot \text{itemsize}, \qquad
-\frac{\mathrm{bytes(cols)}}{\mathrm{bytes}(x)} = k_h k_w\,\frac{H_o W_o}{H W}
-\;\approx\; \frac{k_h k_w}{s^2}.$$
-
-So a 3x3 "same" convolution holds a matrix 9 times the size of its input, and `conv2d` **keeps** it
-until the backward pass, because the weight gradient $\mathrm{cols}^\top\nabla_Y L$ needs it. A 1x1
-convolution with stride 1 costs nothing extra (the matrix is the input, seen channels-last).
-Formula and measurement (`.nbytes` of the `F.im2col` result, and of the matrix that the `Conv2d`
-op saved for backward), float32, for layers of the CIFAR ResNets at batch 128:
-"""),
-code(r"""
+# %%
 layers = [  # (name, N, C, H, k, stride, padding)
     ("resnet20 stage 1, 3x3", 128, 16, 32, 3, 1, 1),
     ("resnet20 stage 3, 3x3", 128, 64, 8, 3, 1, 1),
@@ -347,23 +341,23 @@ for name, N, C, H, k, s, p in layers:
     del xm, y
 table(["layer", "input", "input MiB", "cols MiB (formula)", "cols MiB (measured)", "saved by conv2d MiB",
        "ratio", "k^2 HoWo/(HW)"], rows)
-"""),
-md(r"""
-For a whole network the saved matrices add up: each 3x3 conv keeps about $9\times$ its input
-until backward. This is the classic price of im2col (Chellapilla et al. 2006; Caffe); the
-alternatives avoid the copy (direct or implicit-GEMM convolutions that index the input inside the
-matrix-product kernel, FFT and Winograd algorithms), at the cost of far more code than a reference
-implementation wants.
 
-## 5. What it costs in time
+# %% [markdown]
+# For a whole network the saved matrices add up: each 3x3 conv keeps about $9\times$ its input
+# until backward. This is the classic price of im2col (Chellapilla et al. 2006; Caffe); the
+# alternatives avoid the copy (direct or implicit-GEMM convolutions that index the input inside the
+# matrix-product kernel, FFT and Winograd algorithms), at the cost of far more code than a reference
+# implementation wants.
+#
+# ## 5. What it costs in time
+#
+# ### 5a. The naive loop against im2col
+#
+# The loop of section 2 performs the same $2 N H_o W_o\cdot O\cdot k_h k_w C$ floating point
+# operations, but one small dot product per Python iteration; the im2col version hands them all to
+# one BLAS matrix product.
 
-### 5a. The naive loop against im2col
-
-The loop of section 2 performs the same $2 N H_o W_o\cdot O\cdot k_h k_w C$ floating point
-operations, but one small dot product per Python iteration; the im2col version hands them all to
-one BLAS matrix product.
-"""),
-code(r"""
+# %%
 sizes = [(1, 8, 8, 8), (2, 16, 16, 16), (4, 32, 16, 32)] if not QUICK else [(1, 4, 8, 4), (2, 8, 8, 8)]
 rows = []
 for N, C, H, O in sizes:
@@ -381,18 +375,18 @@ table(["layer", "loop iterations", "naive ms", "F.conv2d ms", "speed-up", "naive
        "conv2d GFLOP/s"], rows)
 print(f"(load average after the measurement: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
       if hasattr(os, "getloadavg") else "")
-"""),
-md(r"""
-### 5b. F.conv2d against a plain matrix product of the same shape
 
-The best im2col can do is the speed of its matrix product. Below, `F.conv2d` (forward, and forward
-plus backward) against `F.matmul` of the matrices with the same shapes,
-$(N H_o W_o \times k^2 C)\,@\,(k^2 C \times O)$, i.e. the same number of floating point operations,
-$2 N H_o W_o\, k^2 C\, O$. The difference is the cost of building the im2col matrix (a strided copy),
-timed alone in the last column. Float32, 3x3 "same" convolutions, shapes of CIFAR layers; the
-four timings of a row are taken in interleaved rounds, so that they see the same machine load.
-"""),
-code(r"""
+# %% [markdown]
+# ### 5b. F.conv2d against a plain matrix product of the same shape
+#
+# The best im2col can do is the speed of its matrix product. Below, `F.conv2d` (forward, and forward
+# plus backward) against `F.matmul` of the matrices with the same shapes,
+# $(N H_o W_o \times k^2 C)\,@\,(k^2 C \times O)$, i.e. the same number of floating point operations,
+# $2 N H_o W_o\, k^2 C\, O$. The difference is the cost of building the im2col matrix (a strided copy),
+# timed alone in the last column. Float32, 3x3 "same" convolutions, shapes of CIFAR layers; the
+# four timings of a row are taken in interleaved rounds, so that they see the same machine load.
+
+# %%
 shapes = [(32, 16, 32, 16), (32, 32, 16, 32), (32, 64, 8, 64), (64, 64, 16, 64)]
 if QUICK:
     shapes = [(4, 16, 16, 16), (4, 32, 8, 32)]
@@ -439,27 +433,22 @@ ax.set_xticklabels([bar[0] for bar in bars], fontsize=8)
 ax.legend(fontsize=8)
 plt.tight_layout()
 plt.show()
-"""),
-md(r"""
-Reading the numbers (the stored output; they depend on the machine and its load):
 
-* the Python loop runs below 0.1 GFLOP/s: one small dot product and a few array views per
-  iteration. im2col turns the same arithmetic into one BLAS call, tens to hundreds of times faster,
-  and the gap grows with the layer (more work per call, the same Python overhead);
-* `F.conv2d` reaches about 60 to 95 % of the throughput of a bare matrix product of the same
-  shape, and its time is close to *matrix product + im2col*: the gap is the strided copy that
-  builds the matrix, which moves $k^2 = 9$ times the input's bytes and is limited by memory
-  bandwidth, not by arithmetic. It matters most where the product is cheap relative to the copy
-  (few channels: the first row);
-* forward plus backward runs at about the forward rate per flop: the backward pass is two products
-  of the same size, one for the weight gradient (with the saved matrix) and one for the input
-  gradient (for these stride-1 layers, the flipped-kernel convolution of section 3, which builds
-  its own im2col matrix of the upstream gradient).
-"""),
-code(r"""
+# %% [markdown]
+# Reading the numbers (the stored output; they depend on the machine and its load):
+#
+# * the Python loop runs below 0.1 GFLOP/s: one small dot product and a few array views per
+#   iteration. im2col turns the same arithmetic into one BLAS call, tens to hundreds of times faster,
+#   and the gap grows with the layer (more work per call, the same Python overhead);
+# * `F.conv2d` reaches about 60 to 95 % of the throughput of a bare matrix product of the same
+#   shape, and its time is close to *matrix product + im2col*: the gap is the strided copy that
+#   builds the matrix, which moves $k^2 = 9$ times the input's bytes and is limited by memory
+#   bandwidth, not by arithmetic. It matters most where the product is cheap relative to the copy
+#   (few channels: the first row);
+# * forward plus backward runs at about the forward rate per flop: the backward pass is two products
+#   of the same size, one for the weight gradient (with the saved matrix) and one for the input
+#   gradient (for these stride-1 layers, the flipped-kernel convolution of section 3, which builds
+#   its own im2col matrix of the upstream gradient).
+
+# %%
 print(f"notebook ran in {time.perf_counter() - T0:.1f} s ({'QUICK' if QUICK else 'full'} mode)")
-"""),
-]
-
-if __name__ == "__main__":
-    main(NAME, cells)

@@ -1,0 +1,714 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 01 · From BatchNorm to WeightAlign, one equation at a time
+#
+# BatchNorm keeps every channel of a conv layer at mean 0 and variance 1 by *measuring* the
+# channel on the mini-batch. WeightAlign (WA; Shi, Li, Liu, van Gemert, ICPR 2020) asks whether the
+# same can be had from the **weights alone**: write the channel's mean and variance as functions of
+# the filter, then choose the filter so that they come out right. This notebook follows that argument
+# equation by equation (paper section III, eqs. (1)-(10), and the supplementary's symmetry argument,
+# eqs. (11)-(14)) and checks every step by Monte Carlo with the package's own ops
+# (`F.conv2d`, `F.im2col`, `F.matmul`, `F.relu`, `F.batch_norm`, `wa.functional.weight_align`,
+# `wa.models.build("plain8", ...)`), with the measured and the predicted value side by side.
+#
+# Two settings are kept apart throughout, because they do not always agree:
+#
+# * **the paper's model**: the weights are random variables drawn independently of the inputs, and
+#   expectations run over weights *and* inputs together (the assumption behind eqs. (4)-(8));
+# * **the network**: a layer has *one fixed filter per channel*, exactly centred by WA, applied to
+#   many inputs; a channel's statistics are taken over images and pixels for that one filter.
+#
+# Where they disagree the notebook measures by how much and derives why. Equation numbers are the
+# paper's.
+#
+# **In short** (numbers from the stored full run): in the paper's model every equation holds to Monte
+# Carlo precision. In the network, WA does what eq. (6) promises, every channel centred (a drift of
+# 0.01-0.04 standard deviations, against 0.5-1 for the Kaiming baseline), but eq. (8)'s "variance
+# kept from layer to layer" becomes "variance multiplied by about $1-1/\pi\approx0.68$ per layer":
+# the exact centring removes the $E[y]^2$ part of eq. (7) (section 4), on top of which each channel
+# gets a correlation term of up to $\pm$30 % (section 7c) and a small skew (section 8). The
+# learnable $\gamma$ of eq. (10), or a following norm, absorbs the factor (section 9).
+#
+# **Settings that produced the stored outputs:** full mode (the environment variable `WA_QUICK` unset),
+# CPU, NumPy, seed 0; the sizes are printed by the next cell. `WA_QUICK=1` (used by the test suite)
+# runs the same code with fewer samples and smaller inputs, so its numbers are noisier.
+
+# %%
+import os
+import time
+
+import numpy as np
+import matplotlib.pyplot as plt
+
+import minigrad as mg
+import minigrad.functional as F
+import wa
+import wa.functional as WF
+
+QUICK = os.environ.get("WA_QUICK") == "1"   # quick mode: WA_QUICK=1; full mode: unset
+SEED = 0
+S_MC = 20_000 if QUICK else 200_000      # Monte Carlo draws for the one-unit checks (eqs. 3-8)
+N_FAN = 64 if QUICK else 144             # fan-in n of one filter there (144 = 3*3*16)
+S_DENSE = 200 if QUICK else 1_000        # samples through the paper's model of a deep net
+N_DENSE = 64 if QUICK else 128           # its width (= fan-in of every layer)
+N_NET, HW = (8, 16) if QUICK else (64, 32)   # plain8 (Fig. 2's net) on N(0,1) input of N x 3 x HW x HW
+LAYERS = 7                               # conv layers in plain8
+
+rng = np.random.default_rng(SEED)
+print(f"mode: {'QUICK (WA_QUICK=1)' if QUICK else 'full'};  numpy {np.__version__};  seed {SEED}")
+print(f"one-unit Monte Carlo: {S_MC} draws, fan-in n = {N_FAN}")
+print(f"paper's model of a deep net: {S_DENSE} samples, width {N_DENSE}, {LAYERS} layers")
+print(f"plain8: input {N_NET} x 3 x {HW} x {HW} of N(0, 1), 64 channels, {LAYERS} conv layers")
+T0 = time.perf_counter()
+
+
+def table(header, rows):
+    "Print rows under a header, columns aligned (numbers with 4 significant digits)."
+    def f(v):
+        if isinstance(v, (float, np.floating)):
+            return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+        return str(v)
+    cells = [[str(h) for h in header]] + [[f(v) for v in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    for k, r in enumerate(cells):
+        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+
+
+def skew(a, axis=None):
+    "Sample skewness E[(a - mean)^3] / std^3 (0 for a symmetric distribution)."
+    d = a - a.mean(axis=axis, keepdims=True)
+    return (d ** 3).mean(axis=axis) / (d ** 2).mean(axis=axis) ** 1.5
+
+
+# %% [markdown]
+# ## 1. BatchNorm, eqs. (1)-(2)
+#
+# For one channel $x$ of a conv layer, BatchNorm takes the mini-batch mean $\mu_B$ and (biased)
+# standard deviation $\sigma_B$ over the batch and all pixels, and returns
+#
+# $$\hat x = \frac{x-\mu_B}{\sigma_B} \quad (1), \qquad r = \gamma\,\hat x + \beta \quad (2).$$
+#
+# Below: a conv layer with non-centred filters applied to ReLU outputs gives channels with their own
+# offsets and scales; `F.batch_norm` (with `eps=0`, so that it is eq. (1) exactly) puts each at mean
+# $\beta$ and standard deviation $\gamma$. BN gets this *exactly*, for every batch, because it measures.
+# The price is the dependence on the batch: the rest of the notebook asks how much of it the
+# weights alone can deliver.
+
+# %%
+y = F.relu(mg.tensor(rng.standard_normal((16, 8, 8, 8))))        # inputs after a ReLU: all >= 0
+w = mg.tensor(rng.normal(0.05, 0.1, (4, 8, 3, 3)))                # filters with a nonzero mean
+x = F.conv2d(y, w, padding=1)                                      # 4 channels, each with an offset
+gamma, beta = mg.tensor([1.0, 2.0, 0.5, 1.5]), mg.tensor([0.0, 1.0, -1.0, 0.5])
+r = F.batch_norm(x, None, None, gamma, beta, training=True, eps=0.0)
+
+xa = x.numpy()
+mu_B, sigma_B = xa.mean(axis=(0, 2, 3)), xa.std(axis=(0, 2, 3))
+x_hat = (xa - mu_B[:, None, None]) / sigma_B[:, None, None]        # eq. (1), by hand
+r_hand = gamma.numpy()[:, None, None] * x_hat + beta.numpy()[:, None, None]   # eq. (2)
+print("max |F.batch_norm - eqs. (1)-(2) by hand| =", np.abs(r.numpy() - r_hand).max())
+table(["channel", "mu_B", "sigma_B", "mean x_hat", "std x_hat", "mean r", "beta", "std r", "gamma"],
+      [[c, mu_B[c], sigma_B[c], x_hat[:, c].mean(), x_hat[:, c].std(), r.numpy()[:, c].mean(),
+        beta.numpy()[c], r.numpy()[:, c].std(), gamma.numpy()[c]] for c in range(4)])
+
+# %% [markdown]
+# ## 2. A conv output is a dot product, eq. (3)
+#
+# One output value of a conv layer is the dot product of the filter with the patch of inputs it
+# covers, $x = \mathbf w\cdot\mathbf y = \sum_{i=1}^{n} w_i y_i$, with $n = k\cdot k\cdot C_{in}$ the
+# fan-in (3). `F.im2col` lays out every such patch as one row of a matrix (notebook 04 draws it), so a
+# whole conv layer is one matrix product. Everything below is about the mean and variance of such a
+# sum.
+
+# %%
+cols = F.im2col(y, 3, padding=1).numpy()               # (N*H*W, n): one row per output pixel
+w_rows = w.numpy().transpose(0, 2, 3, 1).reshape(4, -1)  # each filter in im2col's (i, j, c) order
+n_img, ho, wo, o = 3, 2, 5, 1
+row = (n_img * 8 + ho) * 8 + wo
+print(f"n = {cols.shape[1]} inputs per output;  conv2d output x[{n_img},{o},{ho},{wo}] = "
+      f"{xa[n_img, o, ho, wo]:.6f},  patch . filter = {cols[row] @ w_rows[o]:.6f}")
+print("all outputs at once, max |im2col @ filters - conv2d| =",
+      np.abs(cols @ w_rows.T - xa.transpose(0, 2, 3, 1).reshape(-1, 4)).max())
+
+
+# %% [markdown]
+# ## 3. Mean and variance through the weights, eqs. (4)-(5), under the paper's model
+#
+# If the $n$ weights $w_i$ are i.i.d., the $n$ inputs $y_i$ are i.i.d., and weights and inputs are
+# independent, then $E[w_i y_i] = E[w]E[y]$ and $E[(w_i y_i)^2] = E[w^2]E[y^2]$, and the $n$ terms of
+# (3) are independent, so
+#
+# $$\mu = E[x] = n\,E[w]\,E[y] \quad (4),\qquad
+# \sigma^2 = \mathrm{Var}[x] = n\left(E[w^2]E[y^2] - E[w]^2E[y]^2\right) \quad (5).$$
+#
+# Monte Carlo in exactly that model: every draw $s$ gets its *own* filter $\mathbf w_s$ and its own
+# inputs $\mathbf y_s$ (ReLU of a standard normal, as a ReLU network feeds its layers), and
+# $x_s = \mathbf w_s\cdot\mathbf y_s$ is one batched `F.matmul`. The predictions use the moments of
+# the drawn $w$ and $y$; "s.e." is the Monte Carlo standard error of the measured value.
+
+# %%
+def dot_fresh(w, y):
+    "x_s = w_s . y_s for every draw s (eq. 3), a fresh filter per draw: one batched matmul."
+    return F.matmul(mg.tensor(w[:, None, :]), mg.tensor(y[:, :, None])).numpy()[:, 0, 0]
+
+
+def se_mean(x):
+    return x.std() / np.sqrt(x.size)
+
+
+def se_var(x):
+    return ((x - x.mean()) ** 2).std() / np.sqrt(x.size)
+
+
+y = F.relu(mg.tensor(rng.standard_normal((S_MC, N_FAN)))).numpy()
+Ey, Ey2, Vy = y.mean(), (y ** 2).mean(), y.var()
+print(f"inputs y = relu(N(0,1)): E[y] = {Ey:.4f} (1/sqrt(2 pi) = {1/np.sqrt(2*np.pi):.4f}),  "
+      f"E[y^2] = {Ey2:.4f} (1/2),  Var[y] = {Vy:.4f}\n")
+rows = []
+for mu_w, sd_w in [(0.05, 0.10), (-0.02, 0.05), (0.0, np.sqrt(2 / N_FAN))]:
+    w = rng.normal(mu_w, sd_w, (S_MC, N_FAN))
+    x = dot_fresh(w, y)
+    Ew, Ew2 = w.mean(), (w ** 2).mean()
+    rows.append([f"N({mu_w:g}, {sd_w:.3f}^2)", x.mean(), se_mean(x), N_FAN * Ew * Ey,
+                 x.var(), se_var(x), N_FAN * (Ew2 * Ey2 - Ew ** 2 * Ey ** 2)])
+table(["w_i ~", "E[x] meas.", "s.e.", "eq. (4)", "Var[x] meas.", "s.e.", "eq. (5)"], rows)
+
+# %% [markdown]
+# Both equations hold to within the Monte Carlo error in the model they were derived in. The last row
+# is the Kaiming/He initialisation, $E[w]=0$ and $n\mathrm{Var}[w] = 2$: then (4) gives $E[x]=0$
+# (this is condition (6), $E[w]=0$) and (5) reduces to
+#
+# $$\mathrm{Var}[x] = n\,\mathrm{Var}[w]\,E[y^2] \quad (7),$$
+#
+# here $2\cdot E[y^2] = 1$.
+
+# %% [markdown]
+# ## 4. The same sum for ONE fixed filter
+#
+# In a network, a channel is produced by one filter $\mathbf w$ that stays the same for every image
+# and pixel. Conditioning on it, with i.i.d. inputs:
+#
+# $$E[x\mid\mathbf w] = E[y]\sum_i w_i = n\,\bar w\,E[y], \qquad
+# \mathrm{Var}[x\mid\mathbf w] = \mathrm{Var}[y]\sum_i w_i^2 ,$$
+#
+# with $\bar w$ the filter's own mean. So (4) still holds if $E[w]$ is read as the filter's mean. But
+# (5), evaluated with the filter's own moments $\bar w$, $\overline{w^2}$, gives
+# $\sum w_i^2\,E[y^2] - (\sum w_i)^2E[y]^2/n$, which exceeds the true variance by exactly
+#
+# $$E[y]^2\Big(\sum_i w_i^2 - \tfrac1n\big(\textstyle\sum_i w_i\big)^2\Big) = n\,s_w^2\,E[y]^2,
+# \qquad s_w^2 = \text{the filter's variance}.$$
+#
+# Where does that term live in the paper's model? With a random filter, $\sum_i w_i$ changes from draw
+# to draw ($\mathrm{Var}[\sum w_i] = n\mathrm{Var}[w]$), and so does the conditional mean
+# $E[y]\sum_i w_i$. Eq. (5) counts that spread of the *means* as variance. In a network the filter is
+# drawn once, so the same quantity appears as a fixed offset of the channel's mean (a drift), not as
+# variance. WA sets $\sum_i w_i = 0$ exactly: the offset is gone, and so is the term. With
+# $\sum \hat w_i^2 = n\mathrm{Var}[\hat w] = 2$ (condition (9), $\gamma=1$), eq. (7) predicts
+# $2E[y^2]$ but the fixed, centred filter gives $2\mathrm{Var}[y]$, smaller by the factor
+# $\mathrm{Var}[y]/E[y^2] = (\tfrac12 - \tfrac1{2\pi})/\tfrac12 = 1 - 1/\pi \approx 0.682$ for the ReLU
+# of a centred Gaussian ($E[y]^2 = \tfrac{1}{2\pi}$, $E[y^2]=\tfrac12$).
+
+# %%
+w_raw = rng.normal(0.05, 0.10, N_FAN)                          # one filter, drawn once
+w_wa = WF.weight_align(mg.tensor(w_raw[None, :])).numpy()[0]  # the same filter after WA (eq. 10)
+rows = []
+for name, wf in [("raw N(0.05, 0.1^2)", w_raw), ("WA-aligned", w_wa)]:
+    x = F.matmul(mg.tensor(y), mg.tensor(wf[:, None])).numpy()[:, 0]   # the SAME filter on every input
+    m_w, m_w2 = wf.mean(), (wf ** 2).mean()
+    rows.append([name, x.mean(), N_FAN * m_w * Ey, x.var(), se_var(x),
+                 N_FAN * (m_w2 * Ey2 - m_w ** 2 * Ey ** 2), (wf ** 2).sum() * Vy,
+                 N_FAN * wf.var() * Ey ** 2])
+table(["filter", "E[x] meas.", "eq. (4)", "Var[x] meas.", "s.e.", "eq. (5)", "sum w^2 Var[y]",
+       "(5) - exact"], rows)
+print(f"\nWA filter: sum w = {w_wa.sum():.1e},  n Var[w] = {N_FAN * w_wa.var():.5f} (eq. 9: 2)")
+print(f"measured Var[x] / eq. (7) = {rows[1][3] / rows[1][5]:.4f};  Var[y]/E[y^2] = {Vy / Ey2:.4f};"
+      f"  1 - 1/pi = {1 - 1/np.pi:.4f}")
+
+# %% [markdown]
+# ## 5. The ReLU halving, and eq. (8)
+#
+# The input of layer $l$ is $y = \max(0, x_{l-1})$. If $x_{l-1}$ has a density symmetric around 0,
+# the positive half carries exactly half of $E[x_{l-1}^2]$, so $E[y^2] = \tfrac12\mathrm{Var}[x_{l-1}]$
+# (He et al.). With (7):
+#
+# $$\mathrm{Var}[x_l] = \tfrac12\, n\,\mathrm{Var}[w_l]\,\mathrm{Var}[x_{l-1}] \quad (8).$$
+#
+# Two things are needed: symmetry **and** a symmetry centre at 0. The variance of $y$ (what the
+# fixed, centred filter of section 4 passes on) is smaller:
+# $\mathrm{Var}[y] = \tfrac12\mathrm{Var}[x] - \tfrac14 E[|x|]^2$, which depends on the shape of the
+# distribution (Gaussian: $\tfrac12 - \tfrac1{2\pi} = 0.3408$). Measured, all with $\mathrm{Var}[x]=1$:
+
+# %%
+S = S_MC * 5
+dists = {   # name: (sample with variance 1, E|x| if symmetric around 0 else None)
+    "Gaussian": (rng.standard_normal(S), np.sqrt(2 / np.pi)),
+    "Laplace": (rng.laplace(0, 1 / np.sqrt(2), S), 1 / np.sqrt(2)),
+    "uniform": (rng.uniform(-np.sqrt(3), np.sqrt(3), S), np.sqrt(3) / 2),
+    "Exp(1) - 1 (skewed)": (rng.exponential(1.0, S) - 1, None),
+    "N(0.2, 1) (off-centre)": (rng.normal(0.2, 1.0, S), None),
+}
+rows = []
+for name, (xs, e_abs) in dists.items():
+    ys = F.relu(mg.tensor(xs)).numpy()
+    rows.append([name, skew(xs), (ys ** 2).mean() / xs.var(), 0.5 if e_abs else "-",
+                 ys.var() / xs.var(), 0.5 - e_abs ** 2 / 4 if e_abs else "-"])
+table(["x ~", "skew", "E[y^2]/Var[x]", "(8): 1/2", "Var[y]/Var[x]", "1/2 - E|x|^2/4"], rows)
+
+# %% [markdown]
+# The halving holds for every symmetric distribution, and fails for the skewed and the off-centre one
+# (here both put more than half of the second moment on the positive side). The variance of $y$, on
+# the other hand, depends on the shape even for symmetric distributions, and matches
+# $\tfrac12 - \tfrac14E[|x|]^2$. A network's pre-activations are symmetric only approximately;
+# section 8 measures how far.
+
+# %% [markdown]
+# ## 6. The WA conditions (6) and (9), and eq. (10)
+#
+# Eq. (6) asks for $E[w]=0$, so that (4) gives a zero-mean output whatever $E[y]$ is; eq. (9) asks for
+# $\tfrac12 n\mathrm{Var}[w] = 1$, so that (8) keeps the variance from layer to layer. WeightAlign
+# enforces both on **each filter's own $n$ weights**, on every forward pass:
+#
+# $$\hat{\mathbf w} = \gamma\,\frac{\mathbf w - E[\mathbf w]}{\sqrt{\tfrac n2\,\mathrm{Var}[\mathbf w]}}
+# \quad (10)$$
+#
+# with a learnable per-filter scale $\gamma$ and no shift (a shift $\beta$ on the weights would add
+# $\beta\sum y_i$ to the output, the drift WA removes; supplementary eq. (15)). The package adds
+# $\epsilon = 10^{-5}$ inside the root. Check on raw filters with arbitrary means and scales: every
+# aligned filter has mean 0 and $\tfrac n2\mathrm{Var}[\hat w] = \gamma^2\cdot
+# \frac{(n/2)v}{(n/2)v+\epsilon}$, i.e. $\gamma^2$ unless the raw filter is tiny.
+
+# %%
+out_ch, n = 6, 16 * 9
+offset = np.array([0.0, 1.0, -3.0, 0.1, 0.0, 0.5])[:, None, None, None]
+scale = np.array([1.0, 0.1, 5.0, 0.02, 1e-3, 2.0])[:, None, None, None]
+raw = mg.tensor(rng.standard_normal((out_ch, 16, 3, 3)) * scale + offset)
+g = mg.tensor(np.array([1.0, 1.0, 0.5, 2.0, 1.0, 1.5]))
+w_hat = WF.weight_align(raw, g).numpy().reshape(out_ch, -1)
+r_raw = raw.numpy().reshape(out_ch, -1)
+v = r_raw.var(axis=1)
+table(["filter", "raw mean", "raw (n/2)Var", "WA mean", "WA (n/2)Var", "gamma^2",
+       "gamma^2 (n/2)v/((n/2)v+eps)"],
+      [[k, r_raw[k].mean(), n / 2 * v[k], w_hat[k].mean(), n / 2 * w_hat[k].var(), g.numpy()[k] ** 2,
+        g.numpy()[k] ** 2 * (n / 2 * v[k]) / (n / 2 * v[k] + 1e-5)] for k in range(out_ch)])
+affine = WF.weight_align(mg.tensor(3.7 * raw.numpy() - 0.4), g, eps=0.0).numpy()
+print("\nWA forgets the raw filter's offset and scale (eps = 0): max |WA(3.7 w - 0.4) - WA(w)| =",
+      np.abs(affine - WF.weight_align(raw, g, eps=0.0).numpy()).max())
+
+
+# %% [markdown]
+# Filter 4 (raw std $10^{-3}$) shows the $\epsilon$: its $\tfrac n2 v = 7\cdot10^{-5}$ is comparable
+# to $\epsilon$, so it comes out at about 87 % of the target. With the paper's initialisation
+# ($\tfrac n2 v\approx 1$) the effect is $10^{-5}$.
+
+# %% [markdown]
+# ## 7. Through a stack of layers: the paper's model against the network
+#
+# ### 7a. The paper's model, literally
+#
+# A deep net in which every layer draws **fresh weights for every sample**, independent of the inputs:
+# $x_l = W_{l,s}\,y_{l-1}$ with $W_{l,s}$ an i.i.d. $N(0, 2/n)$ matrix per sample $s$ (so $E[w]=0$ and
+# $\tfrac12 n\mathrm{Var}[w]=1$ in distribution), $y_0 \sim N(0,1)$ and $y_l=\mathrm{relu}(x_l)$.
+# Next to it, the same with each fresh filter passed through WA (every row exactly centred). Eq. (8)
+# with (9) predicts the variance ratio $\mathrm{Var}[x_l]/\mathrm{Var}[x_{l-1}] = 1$; section 4
+# predicts $1 - 1/\pi$ for the centred filters.
+
+# %%
+def fresh_layer(y, align, chunk=100):
+    "One layer of the paper's model: a fresh N(0, 2/n) weight matrix per sample (optionally WA'd)."
+    S, n = y.shape
+    out = np.empty_like(y)
+    for c in range(0, S, chunk):
+        m = min(chunk, S - c)
+        w = rng.normal(0.0, np.sqrt(2 / n), (m * n, n))       # m samples x n filters, n weights each
+        if align:
+            w = WF.weight_align(mg.tensor(w)).numpy()          # eq. (10) on every filter, gamma = 1
+        out[c:c + m] = F.matmul(mg.tensor(w.reshape(m, n, n)), mg.tensor(y[c:c + m, :, None])).numpy()[..., 0]
+    return out
+
+
+dense = {}
+for align in (False, True):
+    y, xs = rng.standard_normal((S_DENSE, N_DENSE)), []
+    for l in range(LAYERS):
+        xs.append(fresh_layer(y, align))
+        y = F.relu(mg.tensor(xs[-1])).numpy()
+    dense[align] = xs
+rows = []
+for l in range(1, LAYERS):
+    row = [l + 1]
+    for align in (False, True):
+        xs = dense[align]
+        yl = np.maximum(xs[l - 1], 0)
+        row += [xs[l].var(), xs[l].var() / xs[l - 1].var(), (yl ** 2).mean() / xs[l - 1].var(),
+                skew(xs[l].ravel())]
+    rows.append(row)
+table(["layer", "iid: Var[x]", "ratio", "E[y^2]/Var", "skew", "WA: Var[x]", "ratio", "E[y^2]/Var", "skew"],
+      rows)
+print(f"\npredicted ratio: eq. (8) = 1 (iid weights);  centred filters: 1 - 1/pi = {1 - 1/np.pi:.4f}")
+
+# %% [markdown]
+# Under the paper's own model eq. (8) holds: the ratio is 1 and the pre-activations are symmetric
+# (skew near 0, so the ReLU halving holds, $E[y^2]/\mathrm{Var} = 0.5$). But the very same model with
+# **exactly centred** filters loses the factor $1-1/\pi$ per layer, although every ingredient of (8)
+# is still there. The reason is section 4, and it is about centring, not about the filter being
+# fixed: the i.i.d. filters keep the variance only because the random sum $\sum_i w_i$ times the
+# positive input mean $E[y]$ adds $n\mathrm{Var}[w]E[y]^2$ to $\mathrm{Var}[x]$, a contribution a
+# centred filter does not have.
+#
+# ### 7b. The network: plain8 at initialisation
+#
+# Now the real thing: the 8-layer net of the paper's Fig. 2 (`wa.models.build("plain8", spec)`;
+# 7 conv3x3 layers of 64 channels with ReLU, Kaiming init, no bias) on a batch of $N(0,1)$ images,
+# once with plain convolutions (`"none"`) and once with WA (`"wa"`, $\gamma = 1$). Per layer:
+# the variance pooled over the whole layer, the variance *within* a channel (averaged over channels),
+# and the drift $|E[x_c]|/\mathrm{std}(x_c)$ of the channel means (averaged over channels).
+
+# %%
+x_in = mg.tensor(rng.standard_normal((N_NET, 3, HW, HW)).astype(np.float32))
+
+
+def run_plain8(spec, gamma=None):
+    "plain8 at initialisation (seeded), the 7 pre-activations as float64 arrays, and the model."
+    mg.manual_seed(SEED)
+    model = wa.models.build("plain8", spec)
+    if gamma is not None:
+        for conv in model.convs:
+            conv.gamma.data[...] = gamma
+    with mg.no_grad():
+        _, acts = model(x_in, return_activations=True)
+    return model, [a.numpy().astype(np.float64) for a in acts[:LAYERS]]
+
+
+def layer_stats(a):
+    "pooled variance, mean within-channel variance, mean channel drift |E[x_c]| / std(x_c)"
+    m, v = a.mean(axis=(0, 2, 3)), a.var(axis=(0, 2, 3))
+    return a.var(), v.mean(), (np.abs(m) / np.sqrt(v)).mean()
+
+
+t = time.perf_counter()
+net = {spec: run_plain8(spec) for spec in ("none", "wa")}
+rows = []
+for l in range(LAYERS):
+    row = [l + 1]
+    for spec in ("none", "wa"):
+        acts = net[spec][1]
+        pooled, within, drift = layer_stats(acts[l])
+        row += [pooled, within, drift] + ([acts[l].var() / acts[l - 1].var()] if l else ["-"])
+    rows.append(row)
+table(["layer", "none: pooled Var", "within-ch.", "drift", "ratio", "wa: pooled Var", "within-ch.",
+       "drift", "ratio"], rows)
+print(f"({time.perf_counter() - t:.1f} s)")
+
+# %% [markdown]
+# This is section 4 at network scale. The Kaiming net keeps its *pooled* variance roughly constant, as
+# eq. (8) promises, but a growing part of that variance is the spread of the channel means: each
+# fixed filter has a random $\sum_i w_i \neq 0$, so every channel sits at its own offset (a drift of
+# half a standard deviation or more from layer 2 on), and the variance *within* a channel shrinks.
+# WA removes the drift (the channel means stay within a few hundredths of a standard deviation of 0:
+# eq. (6) at work), and with it that part of the variance: the WA ratio is close to
+# $1-1/\pi \approx 0.68$ per layer, not 1. (Layer 1 sees the raw $N(0,1)$ input, not a ReLU output,
+# so (8)'s factor $\tfrac12$ does not apply there and $n\mathrm{Var}[w] = 2$ doubles the input
+# variance; the paper notes that the first layer would want $n\mathrm{Var}[w]=1$ but keeps the same
+# initialisation.)
+#
+# ### 7c. Where exactly the WA net's variance goes
+#
+# For one fixed filter $\hat{\mathbf w}$ and the patch vector $\mathbf y$ that im2col gives, the
+# within-channel variance is *exactly* $\mathrm{Var}[x] = \hat{\mathbf w}^\top\mathrm{Cov}(\mathbf y)
+# \,\hat{\mathbf w}$. Splitting that identity step by step, from eq. (8) down to the measurement
+# (every column is averaged over the 64 channels of the layer):
+#
+# | column | formula | what it assumes |
+# |---|---|---|
+# | eq. (8) | $\tfrac12\, n\mathrm{Var}[\hat w]\,\mathrm{Var}[x_{l-1}]$ | (7) and the ReLU halving |
+# | eq. (7) | $n\mathrm{Var}[\hat w]\,E[y^2]$ | i.i.d. inputs, random filter |
+# | centred | $\sum_i\hat w_i^2\,\mathrm{Var}[y]$ | i.i.d. inputs, fixed centred filter (section 4) |
+# | per input | $\sum_i \hat w_i^2\,\mathrm{Var}[y_i]$ | uncorrelated inputs, each with its own variance |
+# | measured | $\hat{\mathbf w}^\top\mathrm{Cov}(\mathbf y)\hat{\mathbf w}$ | nothing |
+#
+# The step from "per input" to "measured" is the correlation term
+# $\sum_{i\neq j}\hat w_i\hat w_j\mathrm{Cov}(y_i,y_j)$: neighbouring pixels of a conv output share
+# 6 of their 9 input pixels, so they are correlated, and the next filter weighs them together.
+
+# %%
+model_wa, acts_wa = net["wa"]
+rows, corr_terms, nb_corr, mean_rows = [], {}, [], []
+for l in range(1, LAYERS):
+    y_prev = F.relu(mg.tensor(acts_wa[l - 1]))
+    cols = F.im2col(y_prev, 3, padding=1).numpy()               # (N*H*W, n = 576): the patches y
+    w_hat = model_wa.convs[l].effective_weight().numpy().astype(np.float64)
+    w_hat = w_hat.transpose(0, 2, 3, 1).reshape(w_hat.shape[0], -1)    # rows in im2col's order
+    nvar_w = (w_hat ** 2).sum(1) - w_hat.sum(1) ** 2 / w_hat.shape[1]  # n Var[w_hat] per filter
+    yv = y_prev.numpy()
+    measured = acts_wa[l].var(axis=(0, 2, 3))
+    per_input = (w_hat ** 2 * cols.var(axis=0)).sum(1)
+    # the average covariance of two different inputs of a patch, from Var[sum_i y_i] = sum_ij C_ij
+    n_in = cols.shape[1]
+    c_bar = (cols.sum(axis=1).var() - cols.var(axis=0).sum()) / (n_in * (n_in - 1))
+    rows.append([l + 1, (0.5 * nvar_w * acts_wa[l - 1].var()).mean(), (nvar_w * (yv ** 2).mean()).mean(),
+                 ((w_hat ** 2).sum(1) * yv.var()).mean(), per_input.mean(), measured.mean(),
+                 (measured / per_input - 1).mean(), (measured / per_input - 1).std(),
+                 -c_bar / cols.var(axis=0).mean()])
+    corr_terms[l + 1] = measured / per_input - 1
+    # correlation of horizontally neighbouring pixels of the same input channel, per channel
+    a, b = yv[..., :-1] - yv.mean(axis=(0, 2, 3), keepdims=True), yv[..., 1:] - yv.mean(axis=(0, 2, 3), keepdims=True)
+    nb_corr.append((a * b).mean(axis=(0, 2, 3)) / yv.var(axis=(0, 2, 3)))
+    # eq. (4) per channel: E[x_c] = sum_i w_i E[y_i] is exact; with one shared E[y] it would be 0
+    ch_means = yv.mean(axis=(0, 2, 3))
+    mean_rows.append([l + 1, (np.abs(acts_wa[l].mean(axis=(0, 2, 3)))).mean(),
+                      np.abs(w_hat @ cols.mean(axis=0)).mean(), 0.0, ch_means.std() / ch_means.mean(),
+                      np.sqrt(measured).mean()])
+table(["layer", "eq. (8)", "eq. (7)", "centred", "per input", "measured", "corr. term: mean",
+       "std over ch.", "-c_bar/Var[y_i]"], rows)
+print("\ncorrelation of neighbouring pixels of one input channel, layers 2..7:")
+print("  mean over channels:", np.round([c.mean() for c in nb_corr], 3))
+print("  std over channels: ", np.round([c.std() for c in nb_corr], 3))
+print("\nchannel means (mean |E[x_c]| over channels):")
+table(["layer", "measured", "sum_i w_i E[y_i]", "E[y] sum_i w_i", "spread of E[y_c] (std/mean)",
+       "std(x_c)"], mean_rows)
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+ax = axes[0]
+for l in (2, 4, 7):
+    ax.hist(100 * corr_terms[l], bins=20, histtype="step", lw=2, label=f"layer {l}")
+ax.axvline(0, color="k", lw=0.8)
+ax.set(title="Correlation term per channel (WA net, plain8)",
+       xlabel="measured / per-input prediction - 1  (%)", ylabel="channels")
+ax.legend()
+ax = axes[1]
+ls = np.arange(1, LAYERS + 1)
+var_rows = np.array(rows)
+ax.plot(ls[1:], var_rows[:, 1], "o-", label="eq. (8): 1/2 n Var[w] Var[x_(l-1)]")
+ax.plot(ls[1:], var_rows[:, 2], "s--", label="eq. (7): n Var[w] E[y^2]")
+ax.plot(ls[1:], var_rows[:, 4], "^-", label="per input: sum w_i^2 Var[y_i]")
+ax.plot(ls[1:], var_rows[:, 5], "kx-", ms=9, label="measured (within channel)")
+ax.set(yscale="log", title="Predicted vs measured Var[x_l], WA net", xlabel="conv layer l",
+       ylabel="variance of the pre-activation")
+ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Reading the table from left to right:
+#
+# * **eq. (8) vs eq. (7)**: equal up to the ReLU halving $E[y^2] = \tfrac12\mathrm{Var}[x_{l-1}]$, which
+#   holds to a percent or two (section 8 shows why it is not exact per channel).
+# * **eq. (7) vs centred**: the big step, a factor $\mathrm{Var}[y]/E[y^2]\approx 1-1/\pi$ at every
+#   layer: the exact centring of WA removes the $E[y]^2$ part (section 4). This alone explains the
+#   0.68 per layer.
+# * **centred vs per input**: a percent or two: the zero padding (border pixels see zeros, so the
+#   border taps of a patch have a smaller variance) and channels with different variances.
+# * **per input vs measured**: the correlation term. Averaged over the channels it is small
+#   (-0.5 % to -3 % in the full run), but for a single channel it ranges from about $\pm$30 % at
+#   layer 2 to $\pm$10 % at layer 7 (left plot; standard deviation over channels 12 % down to 4 %).
+#   Neighbouring pixels of one input channel are correlated, with a sign and size that differ from
+#   channel to channel (they share 6 of their 9 inputs, weighted by that channel's filter), and the
+#   channels at one pixel are correlated too (they are computed from the same patch). A filter then
+#   amplifies or cancels these correlated inputs depending on how its weights line up with them.
+#   The small *average* has a simple origin: if every pair of different inputs of a patch had the
+#   same covariance $\bar c$, a centred filter would give
+#   $\sum_{i\neq j}\hat w_i\hat w_j\bar c = \bar c\big((\sum_i\hat w_i)^2 - \sum_i\hat w_i^2\big)
+#   = -\bar c\sum_i \hat w_i^2$, a relative change of $-\bar c/\mathrm{Var}[y_i]$: the last column,
+#   which has the sign and the order of magnitude of the measured mean. Eq. (8) sees none of this,
+#   because it treats the inputs as independent.
+# * **channel means**: eq. (4) per channel, $E[x_c] = \sum_i \hat w_i E[y_i]$, matches the
+#   measurement exactly (it is linear). It would be 0 if all inputs shared one mean, since
+#   $\sum_i\hat w_i = 0$; they do not (the channels of $y$ have different variances, hence different
+#   ReLU means, and the padding zeros pull border means down), so a small drift of a few percent of
+#   a standard deviation remains. Compare the Kaiming net's ~0.5.
+
+# %% [markdown]
+# ## 8. Symmetry: the supplementary's argument (VI, eqs. (11)-(14)) and where it stops
+#
+# Eq. (8) needs $x_{l-1}$ symmetric around 0. The supplementary argues: for independent $X$, $Y$ and
+# $Z = XY$,
+#
+# $$f_Z(z) = \int f_X(x)\, f_Y(z/x)\,\frac{1}{|x|}\,dx \quad (11\text{-}13),$$
+#
+# and if $f_X(-x) = f_X(x)$ then substituting $x\to -x$ gives $f_Z(-z) = f_Z(z)$ (14): the product
+# of a symmetric weight with *any* input, however skewed, is symmetric, and so is a sum of such
+# independent products. Below, $X$ is a symmetric weight distribution ($N(0,1)$) and $Y$ a skewed
+# positive input (a Gamma(3) variable, skewness $2/\sqrt3$); the density of $Z$ from the integral (with the roles of $X$ and $Y$
+# swapped, $f_Z(z) = \int_0^\infty f_Y(y) f_X(z/y)/y\,dy$, which is the same formula) against the
+# histogram of $Z$ and of its mirror image $-Z$.
+
+# %%
+S = S_MC * 5
+X = mg.tensor(rng.standard_normal(S))                 # symmetric "weights"
+Y = mg.tensor(rng.gamma(3.0, 1.0, S))                 # positive, skewed "inputs"
+Z = (X * Y).numpy()
+
+
+def f_Z(z, f_X, f_Y, y_grid):
+    "Density of Z = XY for positive Y, eqs. (11)-(13): integral of f_Y(y) f_X(z/y) / y dy."
+    integrand = f_Y(y_grid)[None, :] * f_X(z[:, None] / y_grid[None, :]) / y_grid[None, :]
+    trapezoid = getattr(np, "trapezoid", None) or np.trapz     # numpy >= 2 renamed it
+    return trapezoid(integrand, y_grid, axis=1)
+
+
+f_normal = lambda u: np.exp(-u ** 2 / 2) / np.sqrt(2 * np.pi)
+f_gamma3 = lambda u: u ** 2 * np.exp(-u) / 2
+z_grid = np.linspace(-12, 12, 481)
+dens = f_Z(z_grid, f_normal, f_gamma3, np.linspace(1e-4, 40, 8000))
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+ax = axes[0]
+bins = np.linspace(-12, 12, 97)
+ax.hist(Z, bins=bins, density=True, alpha=0.4, label="Z = XY")
+ax.hist(-Z, bins=bins, density=True, histtype="step", lw=1.5, label="-Z (mirror image)")
+ax.plot(z_grid, dens, "k", lw=1, label="f_Z from eqs. (11)-(13)")
+ax.set(title="X ~ N(0,1) (symmetric) times Y ~ Gamma(3) (skewed)", xlabel="z", ylabel="density")
+ax.legend()
+
+Xs = mg.tensor(rng.exponential(1.0, S) - 1.0)      # a zero-mean but skewed "weight"
+Zs = (Xs * Y).numpy()
+ax = axes[1]
+ax.hist(Zs, bins=bins, density=True, alpha=0.4, label="Z = XY, X = Exp(1) - 1")
+ax.hist(-Zs, bins=bins, density=True, histtype="step", lw=1.5, label="-Z (mirror image)")
+ax.set(title="The same with a skewed X: no symmetry", xlabel="z", ylabel="density")
+ax.legend()
+plt.tight_layout()
+plt.show()
+table(["X", "Y", "skew(X)", "skew(Y)", "skew(Z)", "max |f_Z(z) - f_Z(-z)| (eq. 14)"],
+      [["N(0, 1)", "Gamma(3)", skew(X.numpy()), skew(Y.numpy()), skew(Z), np.abs(dens - dens[::-1]).max()],
+       ["Exp(1) - 1", "Gamma(3)", skew(Xs.numpy()), skew(Y.numpy()), skew(Zs), "-"]])
+
+# %% [markdown]
+# The argument needs the weight to be a **random variable, independent of the input**. In a network,
+# a channel's pre-activation is $x = \sum_i \hat w_i y_i$ with the *same* numbers $\hat w_i$ for every
+# image and pixel; the randomness is in the $y_i$ only, and a fixed linear combination of skewed
+# variables is skewed. For independent $y_i$ with third central moment $\kappa_3$:
+#
+# $$\mathrm{skew}(x\mid\hat{\mathbf w}) = \frac{\sum_i \hat w_i^3\,\kappa_3}{\big(\sum_i\hat w_i^2\,\mathrm{Var}[y]\big)^{3/2}},$$
+#
+# which is nonzero for a given filter (positive or negative, of order $1/\sqrt n$) and averages to 0 over
+# filters drawn from a symmetric distribution: the supplementary's symmetry holds *across* channels,
+# not *within* one. Measured for five fixed WA filters with the inputs of section 3:
+
+# %%
+rows = []
+for n_in, filters in [(9, 4), (N_FAN, 2)]:      # n = 9: one input channel, 3x3 (largest effect)
+    y = F.relu(mg.tensor(rng.standard_normal((S_MC, n_in)))).numpy()
+    k3 = ((y - y.mean()) ** 3).mean()                       # third central moment of the inputs
+    for k in range(filters):
+        wf = WF.weight_align(mg.tensor(rng.standard_normal((1, n_in)))).numpy()[0]
+        x = F.matmul(mg.tensor(y), mg.tensor(wf[:, None])).numpy()[:, 0]
+        rows.append([n_in, f"fixed #{k}", skew(x), (wf ** 3).sum() * k3 / ((wf ** 2).sum() * y.var()) ** 1.5])
+    x_fresh = dot_fresh(WF.weight_align(mg.tensor(rng.standard_normal((S_MC, n_in)))).numpy(), y)
+    rows.append([n_in, "fresh per draw", skew(x_fresh), 0.0])
+table(["n", "filter", "skew measured", "skew predicted"], rows)
+print(f"(Monte Carlo s.e. of a skewness with {S_MC} draws: about {np.sqrt(6 / S_MC):.3f})")
+
+# %% [markdown]
+# The prediction matches wherever the effect is larger than the Monte Carlo error (at $n = 144$ it
+# is about as small as that error). In the WA network, then, each channel has its own small skew,
+# and the ReLU halving holds per channel only approximately. Both measured at layer 3 of the plain8
+# WA net (the layer Fig. 2 shows):
+
+# %%
+l = 2                                                    # index 2 = conv layer 3
+a = acts_wa[l]
+sk = skew(a.transpose(1, 0, 2, 3).reshape(a.shape[1], -1), axis=1)
+half = (np.maximum(a, 0) ** 2).mean(axis=(0, 2, 3)) / a.var(axis=(0, 2, 3))
+off = a.mean(axis=(0, 2, 3)) / a.std(axis=(0, 2, 3))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4))
+axes[0].hist(sk, bins=20)
+axes[0].set(title="Skewness of each channel, WA plain8, conv layer 3", xlabel="skewness over (N, H, W)",
+            ylabel="channels")
+sc = axes[1].scatter(sk, half, c=off, cmap="coolwarm", label="one channel")
+axes[1].axhline(0.5, color="k", lw=0.8, label="eq. (8): 1/2")
+axes[1].set(title="ReLU halving per channel, conv layer 3", xlabel="skewness of the channel",
+            ylabel="E[relu(x)^2] / Var[x]")
+fig.colorbar(sc, ax=axes[1], label="channel mean / std")
+axes[1].legend()
+plt.tight_layout()
+plt.show()
+print(f"layer 3: pooled skew {skew(a.ravel()):.3f};  per-channel skew mean {sk.mean():.3f}, std {sk.std():.3f}"
+      f" (sampling s.e. {np.sqrt(6 / a[:, 0].size):.3f});\n"
+      f"E[y^2]/Var[x] per channel: mean {half.mean():.3f}, range [{half.min():.3f}, {half.max():.3f}];"
+      f"  correlation with the channel's mean/std: {np.corrcoef(half, off)[0, 1]:.2f}, with its skew: "
+      f"{np.corrcoef(half, sk)[0, 1]:.2f}")
+
+# %% [markdown]
+# Pooled over the layer, the pre-activation is symmetric (skew near 0) and the halving holds on
+# average (0.51), as the supplementary says. Per channel, the skew is a few hundredths (larger than
+# the sampling error), and the halving ranges over roughly $\pm$20 %. The colour shows what drives
+# most of that spread: the small leftover channel mean of section 7c (a channel at $+0.1$ std keeps
+# about 60 % of its second moment after the ReLU instead of 50 %), more than the skew. The symmetric
+# model of eq. (8) is right for the layer as a whole and only approximately right for each channel.
+
+# %% [markdown]
+# ## 9. What it means for a deep WA network
+#
+# Putting it together, at initialisation a WA layer does not keep the variance as eq. (8) says; it
+# multiplies it by about $1-1/\pi \approx 0.68$ (the exact centring removes the $E[y]^2$ part), up to
+# a few percent of correlation and padding effects that vary from channel to channel. Over $L$ layers
+# the variance shrinks like $0.68^{L}$: $0.1$ after 6 layers, $7\cdot10^{-3}$ after 13 (VGG16), and
+# $10^{-8}$ after 48. Three things absorb it:
+#
+# * **$\gamma$**: the per-filter scale of eq. (10) is learnable, so training can grow it; or it can
+#   start at $1/\sqrt{1-1/\pi}\approx 1.21$ (equivalently $\alpha = \tfrac12(1-1/\pi)$ instead of
+#   $\tfrac12$ in (9)), which restores a ratio of about 1;
+# * **a following activation norm**: WA+GN (the paper's best combination) renormalises every layer;
+# * **bias-free ReLU networks are positively homogeneous**: a global scale of the activations does
+#   not change the predicted class, only the scale of the logits and of the gradients (the residual
+#   nets also use Fixup, which sets its own scales).
+#
+# The plot compares, on the same plain8 and the same input: the Kaiming net (pooled and within-channel),
+# WA with $\gamma = 1$, WA with $\gamma = 1/\sqrt{1-1/\pi}$, and GN+WA.
+
+# %%
+t = time.perf_counter()
+g_fix = 1 / np.sqrt(1 - 1 / np.pi)
+variants = {"none": net["none"][1], "wa, gamma = 1": acts_wa,
+            f"wa, gamma = {g_fix:.3f}": run_plain8("wa", gamma=g_fix)[1],
+            "gn+wa": run_plain8("gn+wa")[1]}
+fig, ax = plt.subplots(figsize=(8, 4.5))
+ls = np.arange(1, LAYERS + 1)
+for name, acts in variants.items():
+    ax.plot(ls, [a.var(axis=(0, 2, 3)).mean() for a in acts], "o-", label=name + " (within channel)")
+ax.plot(ls, [a.var() for a in net["none"][1]], "k:", label="none (pooled over the layer)")
+ax.plot(ls, 2 * (1 - 1 / np.pi) ** (ls - 1), "--", color="grey", label="2 (1 - 1/pi)^(l-1)")
+ax.axhline(2, color="grey", lw=0.8, label="eq. (8) with (9): constant")
+ax.set(yscale="log", title="Variance of the pre-activation through plain8 at initialisation",
+       xlabel="conv layer l", ylabel="Var[x_l]")
+ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+within = {name: [a.var(axis=(0, 2, 3)).mean() for a in acts] for name, acts in variants.items()}
+pooled = [a.var() for a in net["none"][1]]
+print("variance ratio Var[x_l] / Var[x_(l-1)] (within channel unless marked pooled):")
+table(["layer"] + list(variants) + ["none, pooled"],
+      [[l + 1] + [v[l] / v[l - 1] for v in within.values()] + [pooled[l] / pooled[l - 1]]
+       for l in range(1, LAYERS)])
+print(f"({time.perf_counter() - t:.1f} s)")
+
+# %% [markdown]
+# ## Summary
+#
+# | eq. | statement | paper's model (random weights) | the WA network (one fixed, centred filter) |
+# |---|---|---|---|
+# | (1)-(2) | BN: $\hat x = (x-\mu_B)/\sigma_B$, $r = \gamma\hat x+\beta$ | exact | exact (it measures) |
+# | (3) | $x = \mathbf w\cdot\mathbf y$ | exact | exact (im2col row $\cdot$ filter) |
+# | (4) | $E[x] = nE[w]E[y]$ | holds | holds with the filter's own mean; with WA $E[x_c]=\sum \hat w_iE[y_i]$, small but $\neq 0$ because inputs do not share one mean |
+# | (5), (7) | $\mathrm{Var}[x] = n\mathrm{Var}[w]E[y^2]$ | holds | over-predicts: its $n\mathrm{Var}[w]E[y]^2$ part is the spread of the channel *means*; with WA the variance is $\sum\hat w_i^2\mathrm{Var}[y]$, i.e. $\times(1-1/\pi)$, plus a per-channel correlation term (std 4-12 % over channels, mean -0.5 to -3 %) |
+# | (6) | $E[w]=0$ | in distribution | exactly, per filter; removes the drift (0.01-0.04 std, against 0.5-1 for Kaiming) |
+# | (8) | ReLU halving, variance kept | holds (ratio 1, symmetric $x$) | ratio $\approx 0.66$-$0.68$ per layer; halving holds on average, per channel only approximately (skew $O(1/\sqrt n)$) |
+# | (9)-(10) | $\tfrac n2\mathrm{Var}[\hat w]=\gamma^2$ | - | exact up to $\epsilon$ |
+# | (11)-(14) | symmetric weight $\Rightarrow$ symmetric $x$ | holds | across channels; within a channel $\mathrm{skew} = \sum\hat w_i^3\kappa_3/(\dots)^{3/2}\neq 0$ |
+#
+# WA does what it is for: every channel is centred, by construction, on every batch, with no batch
+# statistics. The variance bookkeeping of eq. (8) is off by a constant factor $1-1/\pi$ per layer for
+# exactly centred filters, which $\gamma$ (or a following norm) absorbs.
+
+# %%
+print(f"notebook ran in {time.perf_counter() - T0:.1f} s ({'QUICK' if QUICK else 'full'} mode)")
