@@ -18,7 +18,7 @@ import copy
 import numpy as np
 
 from . import backend
-from .tensor import Tensor
+from .autograd import Tensor
 
 __all__ = ["DataLoader"]
 

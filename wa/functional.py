@@ -22,7 +22,7 @@ the filter, and products are elementwise.
 """
 
 from minigrad import backend
-from minigrad.tensor import Function, Tensor, as_tensor
+from minigrad.autograd import Function, Tensor, as_tensor
 
 __all__ = ["weight_align", "weight_standardize", "weight_norm", "batch_channel_norm",
            "WeightAlign", "WeightStandardize", "WeightNorm", "EstimateNorm"]

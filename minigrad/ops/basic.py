@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from .. import backend
-from ..tensor import Function, Tensor, as_tensor
+from ..autograd import Function, Tensor, as_tensor
 
 
 def sum_to(g, shape):

@@ -59,8 +59,8 @@ it, about twice as fast as col2im's strided adds.
 """
 import numpy as np
 
+from ..autograd import Function
 from ..backend import get_array_module
-from ..tensor import Function
 
 __all__ = ["im2col", "col2im", "conv2d"]
 

@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from .. import backend
-from ..tensor import Function, Tensor, as_tensor
+from ..autograd import Function, Tensor, as_tensor
 from .basic import _normalize_axis
 
 __all__ = ["linear", "dropout", "log_softmax", "cross_entropy"]

@@ -24,7 +24,7 @@ import numbers
 import numpy as np
 
 from .. import backend
-from ..tensor import Function, Tensor, as_tensor, no_grad
+from ..autograd import Function, Tensor, as_tensor, no_grad
 from .basic import sum_to
 
 __all__ = ["batch_norm", "group_norm", "layer_norm", "instance_norm"]
