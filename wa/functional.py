@@ -21,8 +21,9 @@ handle all filters at once):  G = dL/dw_hat is the upstream gradient, "mean" and
 the filter, and products are elementwise.
 """
 
-from minigrad import backend
-from minigrad.autograd import Function, Tensor, as_tensor
+from minigrad.autograd import Function, as_tensor
+from minigrad.functional import group_norm
+from minigrad.ops.checks import check_buffer, check_momentum
 
 __all__ = ["weight_align", "weight_standardize", "weight_norm", "batch_channel_norm",
            "WeightAlign", "WeightStandardize", "WeightNorm", "EstimateNorm"]
@@ -344,23 +345,17 @@ def batch_channel_norm(x, num_groups, running_mean, running_var, weight_bc=None,
     (and its full backward) is in step 6, minigrad's group_norm.  Unlike the authors' code,
     whose channel step has one affine per GROUP, ours has the usual per-CHANNEL GroupNorm affine.
     """
-    from minigrad.functional import group_norm  # written in minigrad.ops.norm (issue 3)
-
     x = as_tensor(x)
     if x.ndim < 2:
         raise ValueError(f"batch_channel_norm needs (N, C, ...) input, got shape {x.shape}")
     C = x.shape[1]
-    rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
-    rv = running_var.data if isinstance(running_var, Tensor) else running_var
-    if rm is None or rv is None or rm.shape != (C,) or rv.shape != (C,):
-        raise ValueError(f"batch_channel_norm: running_mean and running_var must both have shape "
-                         f"({C},), one estimate per channel of the input {x.shape}")
-    for name, buf in (("running_mean", rm), ("running_var", rv)):
-        if backend.device_of(buf) != x.device:
-            raise RuntimeError(f"batch_channel_norm: {name} is on '{backend.device_of(buf)}' but "
-                               f"the input is on '{x.device}': move it with .to('{x.device}')")
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"batch_channel_norm: momentum must be in [0, 1], got {momentum!r}")
+    if running_mean is None or running_var is None:
+        raise ValueError(f"batch_channel_norm: running_mean and running_var must both be given, "
+                         f"shape ({C},), one estimate per channel of the input {x.shape}")
+    fn = "batch_channel_norm"
+    rm = check_buffer(running_mean, "running_mean", x, C, fn).reshape(C)   # views: updated in place
+    rv = check_buffer(running_var, "running_var", x, C, fn).reshape(C)
+    check_momentum(momentum, fn)
     if training:
         axes = (0,) + tuple(range(2, x.ndim))
         xd = x.data

@@ -23,9 +23,10 @@ import numbers
 
 import numpy as np
 
-from .. import backend
 from ..autograd import Function, Tensor, as_tensor, no_grad
 from .basic import sum_to
+from .checks import check_buffer as _check_buffer
+from .checks import check_momentum as _check_momentum
 
 __all__ = ["batch_norm", "group_norm", "layer_norm", "instance_norm"]
 
@@ -172,10 +173,6 @@ def normalize(x, axes, weight=None, bias=None, eps=1e-5, view=None, param_shape=
 # ----------------------------------------------------------------------------
 # Checks and running statistics
 # ----------------------------------------------------------------------------
-def _raw(a):
-    return a.data if isinstance(a, Tensor) else a
-
-
 def _check_param(p, name, shape, fn):
     if p is None:
         return None
@@ -186,23 +183,6 @@ def _check_param(p, name, shape, fn):
     return p
 
 
-def _check_buffer(buf, name, x, C, fn):
-    """A running-statistics buffer as a raw array of C numbers on x's device."""
-    if buf is None:
-        return None
-    arr = _raw(buf)
-    xp = backend.get_array_module(x.data)
-    if not isinstance(arr, (np.ndarray, xp.ndarray)):
-        raise TypeError(f"{fn}: {name} must be an array or a Tensor (it is updated in place), "
-                        f"got {type(arr).__name__}")
-    if backend.device_of(arr) != x.device:
-        raise RuntimeError(f"{fn}: {name} is on '{backend.device_of(arr)}' but the input is on "
-                           f"'{x.device}': move the buffer with .to('{x.device}')")
-    if arr.size != C:
-        raise ValueError(f"{fn}: {name} should contain {C} elements (one per channel), not {arr.size}")
-    return arr
-
-
 def _update_running(buf, batch_stat, momentum):
     """buf <- (1 - momentum) * buf + momentum * batch_stat, in place (PyTorch's rule)."""
     if buf is None:
@@ -210,11 +190,6 @@ def _update_running(buf, batch_stat, momentum):
     stat = batch_stat.reshape(buf.shape).astype(buf.dtype, copy=False)
     buf *= 1.0 - momentum
     buf += momentum * stat
-
-
-def _check_momentum(momentum, fn):
-    if not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"{fn}: momentum must be a number in [0, 1], got {momentum!r}")
 
 
 def _channel_param_shape(x):

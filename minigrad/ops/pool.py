@@ -17,7 +17,7 @@ average over rows followed by an average over columns, two small matrix products
 import numpy as np
 
 from ..autograd import Function
-from .conv import _pair
+from .checks import pair as _pair
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
 
