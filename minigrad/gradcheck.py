@@ -16,16 +16,9 @@ in rounding noise.
 """
 import numpy as np
 
-from . import backend
+from . import backend, finite_diff
 from .autograd import Tensor, no_grad
-from .finite_diff import (
-    GradcheckError,
-    compare,
-    describe,
-    perturb,
-    pick_elements,
-    worst_element,
-)
+from .finite_diff import GradcheckError
 from .gradcheck_graph import gradcheck_graph
 
 __all__ = ["GradcheckError", "gradcheck"]
@@ -81,20 +74,20 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, max_elements=256, seed
     for i in checked:
         x = inputs[i]
         analytic = x.grad if x.grad is not None else xp.zeros_like(x.data)
-        picks = pick_elements(x.size, max_elements, rng)
-        up, down = perturb(loss, x.data, picks, eps)
+        picks = finite_diff.pick_elements(x.size, max_elements, rng)
+        up, down = finite_diff.perturb(loss, x.data, picks, eps)
         numeric = (up - down) / (2 * eps)
         analytic_at = backend.as_numpy(analytic.reshape(-1))[picks]
-        ratio = compare(analytic_at, numeric, atol, rtol)
+        ratio = finite_diff.compare(analytic_at, numeric, atol, rtol)
         failing = ~(ratio <= 1)
         if not failing.any():
             continue
         if not raise_exception:
             return False
-        worst = worst_element(analytic_at, numeric, ratio, failing, picks, x.shape)
+        worst = finite_diff.worst_element(analytic_at, numeric, ratio, failing, picks, x.shape)
         name = f" '{x.name}'" if x.name else ""
         msg = (f"gradcheck failed for input {i}{name} (shape {x.shape}):\n  "
-               + describe(worst, atol, rtol))
+               + finite_diff.describe(worst, atol, rtol))
         if per_op:
             report = gradcheck_graph(fn, inputs, eps=eps, atol=atol, rtol=rtol, seed=seed)
             error = GradcheckError(msg + "\n" + str(report))

@@ -6,7 +6,7 @@ import numbers
 
 from ..autograd import Function, as_tensor
 
-__all__ = ["linear", "dropout"]
+__all__ = ["dropout", "linear"]
 
 
 class Linear(Function):

@@ -25,7 +25,7 @@ import numbers
 
 import numpy as np
 
-from ..autograd import Function, Tensor, as_tensor, no_grad
+from ..autograd import Function, as_tensor, no_grad
 from .basic import sum_to
 from .checks import check_buffer as _check_buffer
 from .checks import check_momentum as _check_momentum

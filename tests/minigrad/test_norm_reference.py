@@ -42,7 +42,7 @@ def test_fused_equals_reference(case, affine, make):
     x.data += 2.0                                   # a mean far from 0, as activations have
     weight = make(*wshape) if affine != "none" else None
     bias = make(*wshape) if affine == "both" else None
-    settings = dict(axes=axes, view=view, param_shape=pshape, eps=1e-5)
+    settings = {"axes": axes, "view": view, "param_shape": pshape, "eps": 1e-5}
     fused = _run(lambda x, **kw: normalize(x, **kw)[0], x, weight, bias, **settings)
     plain = _run(normalize_reference, x, weight, bias, **settings)
     assert len(fused) == len(plain)
@@ -56,7 +56,7 @@ def test_fused_equals_reference_with_fixed_statistics(make, rng):
     xp = mg.backend.get_array_module(x.data)
     stats = tuple(xp.asarray(a.reshape(pshape)) for a in
                   (rng.standard_normal(C), 0.5 + rng.random(C)))
-    settings = dict(axes=axes, view=view, param_shape=pshape, eps=1e-5, stats=stats)
+    settings = {"axes": axes, "view": view, "param_shape": pshape, "eps": 1e-5, "stats": stats}
     fused = _run(lambda x, **kw: normalize(x, **kw)[0], x, weight, bias, **settings)
     plain = _run(normalize_reference, x, weight, bias, **settings)
     for a, b in zip(fused, plain):
