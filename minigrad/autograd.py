@@ -318,13 +318,13 @@ class Function:
     """
 
     def __call__(self, *inputs):
-        if self.__dict__.get("called"):
+        if self.__dict__.get("_called"):
             raise RuntimeError(
                 f"this {type(self).__name__} instance has already been called: a Function object "
                 f"is one node of the graph and keeps what its backward needs, so a second call "
                 f"would overwrite the first one's; make a new one for each call, "
                 f"e.g. {type(self).__name__}(...)(x)")
-        self.called = True
+        self._called = True
         inputs = [as_tensor(x) for x in inputs]
         arrays = [x.data for x in inputs]
         self.xp = _common_module(inputs)
@@ -348,7 +348,7 @@ class Function:
     def release(self):
         """Drop everything saved for backward (called once backward has used it)."""
         self.__dict__.clear()
-        self.called = self.freed = True
+        self._called = self.freed = True
 
 
 def _common_module(inputs):

@@ -243,7 +243,7 @@ def _pristine(op):
     # Made outside record(): a copy of its present state, cut from the graph.  Forward
     # overwrites what an earlier forward saved, so this re-runs just as well.
     pristine = copy.copy(op)
-    for graph_link in ("inputs", "xp", "needs_input_grad", "called"):
+    for graph_link in ("inputs", "xp", "needs_input_grad", "_called"):
         pristine.__dict__.pop(graph_link, None)
     return None, _copy(pristine)
 
