@@ -6,7 +6,10 @@ of the graph on its own -- its backward against central differences of that op
 alone, at the inputs it received in the forward pass, in float64, projected on a
 random upstream gradient (see gradcheck.py for why random) -- and names the
 first op, in forward order, whose backward disagrees, with the line of the
-user's code that created it.
+user's code that created it.  The perturbation loop, the pass rule, the failure
+message and `GradcheckError` are those of `mg.gradcheck`: both take them from
+minigrad/finite_diff.py.  `mg.gradcheck(..., per_op=True)` calls this module;
+this module never calls `mg.gradcheck`.
 
     report = mg.gradcheck_graph(lambda x, w: model_loss(x, w), [x, w])
     print(report)                 # one line per op, then the culprit in detail
