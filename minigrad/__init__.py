@@ -9,7 +9,7 @@ __version__ = "0.1.0"
 
 from . import backend
 from .backend import get_array_module, is_available, to_device
-from .tensor import Function, Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad
+from .autograd import Function, Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad
 from . import functional
 from .gradcheck import GradcheckError, gradcheck
 from . import nn, optim

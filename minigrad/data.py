@@ -1,10 +1,10 @@
 """Mini-batches from in-memory arrays: `DataLoader`, PyTorch's `torch.utils.data` cut down to
 what a training loop over NumPy arrays needs.
 
-It lives in minigrad, not in wa, because nothing in it knows about images, CIFAR or
-WeightAlign: it shuffles, batches and moves arrays to a device, and hands each batch to an
-optional `transform` (the image augmentation and normalization live with the datasets in
-`wa.data`, as torchvision's transforms live outside torch).
+Nothing in it knows about images or a particular dataset: it shuffles, batches and moves
+arrays to a device, and hands each batch to an optional `transform` (image augmentation and
+normalization live with the datasets in the package that uses them, as torchvision's
+transforms live outside torch).
 
 Randomness and exact resume.  One `np.random.Generator` drives everything.  At the start of
 each epoch the loader draws (1) the permutation of the samples and (2) one 63-bit seed; batch
@@ -18,7 +18,7 @@ import copy
 import numpy as np
 
 from . import backend
-from .tensor import Tensor
+from .autograd import Tensor
 
 __all__ = ["DataLoader"]
 

@@ -6,7 +6,10 @@ of the graph on its own -- its backward against central differences of that op
 alone, at the inputs it received in the forward pass, in float64, projected on a
 random upstream gradient (see gradcheck.py for why random) -- and names the
 first op, in forward order, whose backward disagrees, with the line of the
-user's code that created it.
+user's code that created it.  The perturbation loop, the pass rule, the failure
+message and `GradcheckError` are those of `mg.gradcheck`: both take them from
+minigrad/finite_diff.py.  `mg.gradcheck(..., per_op=True)` calls this module;
+this module never calls `mg.gradcheck`.
 
     report = mg.gradcheck_graph(lambda x, w: model_loss(x, w), [x, w])
     print(report)                 # one line per op, then the culprit in detail
@@ -20,9 +23,10 @@ or, to keep a normal script as it is:
 
 How an op is re-run.  By the Function contract an op keeps its settings in
 attributes set by __init__ and overwrites whatever it saves in forward.  While
-recording, Function.__call__ hands each op to `_note` before its forward runs;
-`_note` stores a deep copy of the op at that moment (settings only) and the
-call site.  Every re-run works on a new deep copy of that pristine copy and on
+recording, `record()` puts a wrapper in place of `Function.__call__` that hands
+each op to `_note` before its forward runs (the engine itself knows nothing of
+this check); `_note` stores a deep copy of the op at that moment (settings only)
+and the call site.  Every re-run works on a new deep copy of that pristine copy and on
 copies of the inputs.  Deep copy, rather than recording constructor arguments
 by wrapping __init__ in an __init_subclass__ hook, because it works for any
 subclass whatever its __init__ looks like (or whether it has one), costs
@@ -47,28 +51,46 @@ import sys
 import numpy as np
 
 from . import backend
-from .gradcheck import GradcheckError
-from .tensor import Tensor, enable_grad, no_grad
-from .viz import trace
+from .autograd import Function, Tensor, enable_grad, graph, no_grad
+from .finite_diff import (
+    GradcheckError,
+    compare,
+    describe,
+    perturb,
+    pick_elements,
+    worst_element,
+)
 
-# The module itself (the name `minigrad.tensor` is the tensor() function): its
-# `_call_hook` is what record() sets.
-_tensor = sys.modules[Tensor.__module__]
-
-__all__ = ["gradcheck_graph", "check_graph", "record", "GraphCheck", "OpCheck"]
+__all__ = [
+    "GraphCheck",
+    "OpCheck",
+    "check_graph",
+    "gradcheck_graph",
+    "record",
+    "recording",
+    "register_library",
+]
 
 # Frames in these folders are library code; the call site reported is the first
-# frame outside them (the user's line, not `conv2d`'s body).  The project's own
-# `wa` package sits beside `minigrad`.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-LIBRARY_DIRS = [_HERE + os.sep, os.path.join(os.path.dirname(_HERE), "wa") + os.sep]
+# frame outside them (the user's line, not `conv2d`'s body).  A package of ops
+# built on minigrad adds its own folder with `register_library`.
+LIBRARY_DIRS = [os.path.dirname(os.path.abspath(__file__)) + os.sep]
+
+
+def register_library(path):
+    """Treat the folder `path` (or the folder of the file `path`) as library code:
+    call sites are reported in the code that calls into it, not inside it."""
+    path = os.path.abspath(path)
+    folder = (path if os.path.isdir(path) else os.path.dirname(path)) + os.sep
+    if folder not in LIBRARY_DIRS:
+        LIBRARY_DIRS.append(folder)
 
 
 # ----------------------------------------------------------------------------
 # Recording
 # ----------------------------------------------------------------------------
 def _call_site():
-    caller = sys._getframe(3)  # _call_site <- _note <- Function.__call__ <- caller
+    caller = sys._getframe(3)  # _call_site <- _note <- _recording_call <- caller
     frame, library = caller, tuple(LIBRARY_DIRS)
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(library):
         frame = frame.f_back
@@ -85,26 +107,44 @@ def _copy(op):
 
 
 def _note(op):
-    """The hook Function.__call__ calls while recording: keep the call site and a pristine copy."""
+    """Keep the call site and a pristine copy of `op`, just before its forward runs."""
     op.__dict__.pop("_recorded", None)
     pristine = _copy(op)
     op._recorded = (next(_order), _call_site(), pristine)
 
 
 _order = itertools.count(1)  # creation order of recorded ops
+_plain_call = Function.__call__
+
+
+def _recording_call(op, *inputs):
+    """Function.__call__ while recording: note the op, then call it as usual."""
+    _note(op)
+    return _plain_call(op, *inputs)
 
 
 @contextlib.contextmanager
+def _calls_through(call):
+    """Run the block with `call` as Function.__call__, and put the previous one back."""
+    previous = Function.__call__
+    Function.__call__ = call
+    try:
+        yield
+    finally:
+        Function.__call__ = previous
+
+
 def record():
     """Note, for every op created inside, where it was created and its settings.
 
     Outside this block ops record nothing of the kind (and cost nothing extra).
     """
-    previous, _tensor._call_hook = _tensor._call_hook, _note
-    try:
-        yield
-    finally:
-        _tensor._call_hook = previous
+    return _calls_through(_recording_call)
+
+
+def recording():
+    """Whether ops are being recorded now (inside `record()`)."""
+    return Function.__call__ is _recording_call
 
 
 # ----------------------------------------------------------------------------
@@ -206,29 +246,15 @@ def _pristine(op):
     # Made outside record(): a copy of its present state, cut from the graph.  Forward
     # overwrites what an earlier forward saved, so this re-runs just as well.
     pristine = copy.copy(op)
-    for graph_link in ("inputs", "xp", "needs_input_grad"):
+    for graph_link in ("inputs", "xp", "needs_input_grad", "_called"):
         pristine.__dict__.pop(graph_link, None)
     return None, _copy(pristine)
-
-
-def _slopes(loss, a, picks, eps, base):
-    """Central, left and right difference quotients of loss() along the picked elements of a."""
-    up, down = np.empty(len(picks)), np.empty(len(picks))
-    for k, j in enumerate(picks):
-        at = np.unravel_index(int(j), a.shape)  # by position: `a` may be non-contiguous
-        old = float(a[at])
-        a[at] = old + eps
-        up[k] = loss()
-        a[at] = old - eps
-        down[k] = loss()
-        a[at] = old
-    return (up - down) / (2 * eps), (base - down) / eps, (up - base) / eps
 
 
 def _judge(analytic, central, left, right, atol, rtol):
     """Masks (wrong, kink) and the error ratio; an element passes with ratio <= 1."""
     bound = atol + rtol * np.abs(central)
-    ratio = np.nan_to_num(np.abs(analytic - central) / bound, nan=np.inf)
+    ratio = compare(analytic, central, atol, rtol)
     bad = ~(ratio <= 1)
     # A kink: the one-sided slopes differ, and the analytic value is one of the
     # subgradients between them.  Anything else that fails is a wrong backward.
@@ -293,24 +319,18 @@ def _check_op(index, op, out, eps, atol, rtol, max_elements, rng):
         if tuple(gx.shape) != a.shape:
             return verdict("failed", f"its backward returned a gradient of shape {tuple(gx.shape)} "
                                      f"for input {i} of shape {a.shape}")
-        picks = (np.arange(a.size) if a.size <= max_elements
-                 else np.sort(rng.choice(a.size, size=max_elements, replace=False)))
-        central, left, right = _slopes(loss, a, picks, eps, base)
+        picks = pick_elements(a.size, max_elements, rng)
+        up, down = perturb(loss, a, picks, eps)
+        central, left, right = (up - down) / (2 * eps), (base - down) / eps, (up - base) / eps
         analytic = backend.as_numpy(gx).astype(np.float64).reshape(-1)[picks]
         wrong, kink, ratio = _judge(analytic, central, left, right, atol, rtol)
         kinks += [(i, np.unravel_index(int(picks[k]), a.shape)) for k in np.flatnonzero(kink)]
         if wrong.any():
-            k = int(np.argmax(np.where(wrong, ratio, -1.0)))
-            if worst is None or ratio[k] > worst["ratio"]:
-                worst = dict(input=i, index=tuple(int(t) for t in np.unravel_index(int(picks[k]), a.shape)),
-                             analytic=float(analytic[k]), numeric=float(central[k]),
-                             rel_error=float(abs(analytic[k] - central[k]) / max(abs(central[k]), 1e-12)),
-                             ratio=ratio[k], n_bad=int(wrong.sum()), n=len(picks))
+            w = worst_element(analytic, central, ratio, wrong, picks, a.shape)
+            if worst is None or w["ratio"] > worst["ratio"]:
+                worst = dict(w, input=i)
     if worst is not None:
-        c = verdict("failed", f"input {worst['input']}: {worst['n_bad']} of {worst['n']} checked "
-                              f"elements disagree; worst element {worst['index']}: analytic "
-                              f"{worst['analytic']:.10g}, numeric {worst['numeric']:.10g}, rel error "
-                              f"{worst['rel_error']:.3g} (allowed: atol={atol} + rtol={rtol} * |numeric|)")
+        c = verdict("failed", f"input {worst['input']}: " + describe(worst, atol, rtol))
         c.worst = worst
         return c
     if kinks:
@@ -333,18 +353,15 @@ def check_graph(output, eps=1e-6, atol=1e-5, rtol=1e-3, max_elements=64, seed=0)
     other ops are re-run from a copy of their present state.
     """
     rng = np.random.default_rng(seed)
-    _, ops = trace(output)
+    _, ops = graph(output)
     if not ops:
         raise ValueError("check_graph: this tensor was made by no op that needs a gradient, so "
                          "there is nothing to check (does any input have requires_grad=True?)")
     # Creation order where recorded (the order the user wrote), else graph order.
     ops.sort(key=lambda pair: pair[0].__dict__.get("_recorded", (0,))[0])
-    previous, _tensor._call_hook = _tensor._call_hook, None   # the re-runs record nothing
-    try:
+    with _calls_through(_plain_call):   # the re-runs record nothing
         checks = [_check_op(n, f, out, eps, atol, rtol, max_elements, rng)
                   for n, (f, out) in enumerate(ops, start=1)]
-    finally:
-        _tensor._call_hook = previous
     return GraphCheck(checks)
 
 

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import backend
-from .tensor import Tensor
+from .autograd import Tensor
 
 SEP = "/"
 

@@ -24,6 +24,7 @@ import shutil
 import numpy as np
 
 from . import backend
+from .autograd import graph
 
 __all__ = ["to_dot", "draw", "dot_available", "trace"]
 
@@ -32,35 +33,9 @@ _INSTALL_DOT = ("install Graphviz's `dot` program: apt-get install graphviz (Deb
 
 
 def trace(output):
-    """The graph that produced `output`: (tensors, ops).
-
-    `tensors` lists every tensor of the graph once, `output` first.  `ops` lists
-    (op, its output tensor) pairs in forward order: every op after the ops that
-    made its inputs.  Iterative depth-first search, so long chains do not hit
-    Python's recursion limit.
-    """
-    tensors, ops, seen = [], [], set()
-    stack = [(output, False)]
-    while stack:
-        t, inputs_done = stack.pop()
-        if inputs_done:            # all of t's inputs have been placed: now its op
-            ops.append((t.creator, t))
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        tensors.append(t)
-        f = t.creator
-        if f is None:
-            continue
-        if getattr(f, "freed", False) or not hasattr(f, "inputs"):
-            raise RuntimeError(
-                f"the graph behind this tensor was freed by backward() (its op {type(f).__name__} "
-                f"no longer knows its inputs): draw or check the graph before calling backward(), "
-                f"or call backward(retain_graph=True)")
-        stack.append((t, True))
-        stack.extend((x, False) for x in reversed(f.inputs))
-    return tensors, ops
+    """The graph that produced `output`: (tensors, ops), `output` first and ops in
+    forward order; the engine's own walk, `minigrad.autograd.graph`."""
+    return graph(output)
 
 
 def _names(module):

@@ -21,8 +21,9 @@ handle all filters at once):  G = dL/dw_hat is the upstream gradient, "mean" and
 the filter, and products are elementwise.
 """
 
-from minigrad import backend
-from minigrad.tensor import Function, Tensor, as_tensor
+from minigrad.autograd import Function, as_tensor
+from minigrad.functional import group_norm
+from minigrad.ops.checks import check_buffer, check_momentum
 
 __all__ = ["weight_align", "weight_standardize", "weight_norm", "batch_channel_norm",
            "WeightAlign", "WeightStandardize", "WeightNorm", "EstimateNorm"]
@@ -54,38 +55,42 @@ class WeightAlign(Function):
         d     = w - mu
         v     = mean(d * d)                      Var[w], the population variance
         s     = sqrt(alpha * n * v + eps)        alpha = 1/2 gives eq. (9): (n/2) Var = 1
-        x     = d / s                            the aligned filter before its scale
-        w_hat = gamma * x                        eq. (10); no shift term (suppl. VII, eq. 15)
+        x_hat = d / s                            the aligned filter before its scale
+        w_hat = gamma * x_hat                    eq. (10); no shift term (suppl. VII, eq. 15)
+
+    These are the letters of `minigrad.ops.norm.Normalize`, the same kernel over a set of
+    activations (there alpha * n = 1 and the affine is weight, bias): n numbers per set, mu,
+    d, v, s, x_hat, G = dL/d(output) and h = dL/dx_hat.
 
     The ablations of Table IV drop one stage: `center=False` uses u = w in place of d in the
-    numerator (x = w / s; s still comes from the centred variance v, because the variance of a
-    filter is always taken about its mean), and `scale=False` drops the division (x = d).
+    numerator (x_hat = w / s; s still comes from the centred variance v, because the variance of a
+    filter is always taken about its mean), and `scale=False` drops the division (x_hat = d).
 
     Backward, by the chain rule through the same stages.  Let G = dL/dw_hat.
 
-      (a) dL/dgamma = sum(G * x)
-      (b) h := dL/dx = gamma * G
-      (c) dL/ds = sum(h * d * (-1/s^2))                 = -(1/s) sum(h * x)
+      (a) dL/dgamma = sum(G * x_hat)
+      (b) h := dL/dx_hat = gamma * G
+      (c) dL/ds = sum(h * d * (-1/s^2))                 = -(1/s) sum(h * x_hat)
       (d) dL/dv = dL/ds * ds/dv = dL/ds * alpha n / (2 s)
       (e) v = (1/n) sum(d_j^2) gives dv/dd_i = 2 d_i / n, so
           dL/dd_i = h_i / s + dL/dv * 2 d_i / n
-                  = h_i / s - alpha * d_i * sum(h * x) / s^2
-                  = (1/s) [h_i - alpha * x_i * sum(h * x)]
+                  = h_i / s - alpha * d_i * sum(h * x_hat) / s^2
+                  = (1/s) [h_i - alpha * x_hat_i * sum(h * x_hat)]
       (f) d_i = w_i - mu with dmu/dw_j = 1/n, so a change of w_j moves every d_i by -1/n:
           dL/dw_i = dL/dd_i - mean_j(dL/dd_j)
-          Since mean(x) = mean(d)/s = 0, the mean of the second term of (e) vanishes and
+          Since mean(x_hat) = mean(d)/s = 0, the mean of the second term of (e) vanishes and
           mean(dL/dd) = mean(h) / s.
 
-    Closed form (what `backward` computes; note sum(h * x) = gamma * dL/dgamma):
+    Closed form (what `backward` computes; note sum(h * x_hat) = gamma * dL/dgamma):
 
-        dL/dw = (1/s) [h - mean(h) - alpha * x * sum(h * x)]
+        dL/dw = (1/s) [h - mean(h) - alpha * x_hat * sum(h * x_hat)]
 
     (With alpha = 1/n this is the familiar BatchNorm backward, with the filter's n weights in
     the role of the batch.)  The ablations follow from the same stages:
 
-        center=False:  dL/dw = (1/s) [h - alpha * (d/s) * sum(h * x)]    with x = w/s
+        center=False:  dL/dw = (1/s) [h - alpha * (d/s) * sum(h * x_hat)]    with x_hat = w/s
                        (the mean(h) term came from (f), which is gone; v still depends on w
-                       through d, so the variance term keeps d/s, not x)
+                       through d, so the variance term keeps d/s, not x_hat)
         scale=False:   dL/dw = h - mean(h),   dL/dgamma = sum(G * d)
         neither:       dL/dw = h
 
@@ -120,24 +125,24 @@ class WeightAlign(Function):
             v = (d * d).mean(axis=1, keepdims=True)
             self.s = xp.sqrt(self.alpha * n * v + self.eps)
             self.d_over_s = d / self.s
-            x = u / self.s
+            x_hat = u / self.s
         else:
-            x = u
-        self.x = x                            # saved apart from gamma: gamma may be 0 (Fixup)
+            x_hat = u
+        self.x_hat = x_hat                    # saved apart from gamma: gamma may be 0 (Fixup)
         self.gamma = None if gamma is None else gamma.reshape(out, 1)
-        y = x if gamma is None else self.gamma * x
+        y = x_hat if gamma is None else self.gamma * x_hat
         return y.reshape(w.shape)
 
     def backward(self, gy):
         G = _rows(gy, "weight_align")
         gw = g_gamma = None
         if self.gamma is not None and self.needs_input_grad[1]:
-            g_gamma = (G * self.x).sum(axis=1)                      # (a)
+            g_gamma = (G * self.x_hat).sum(axis=1)                  # (a)
         if self.needs_input_grad[0]:
             h = G if self.gamma is None else G * self.gamma
             gw = h - h.mean(axis=1, keepdims=True) if self.center else h
             if self.scale:
-                hx = (h * self.x).sum(axis=1, keepdims=True)
+                hx = (h * self.x_hat).sum(axis=1, keepdims=True)
                 gw = (gw - self.alpha * self.d_over_s * hx) / self.s
             gw = gw.reshape(gy.shape)
         return (gw,) if self.gamma is None else (gw, g_gamma)
@@ -344,23 +349,17 @@ def batch_channel_norm(x, num_groups, running_mean, running_var, weight_bc=None,
     (and its full backward) is in step 6, minigrad's group_norm.  Unlike the authors' code,
     whose channel step has one affine per GROUP, ours has the usual per-CHANNEL GroupNorm affine.
     """
-    from minigrad.functional import group_norm  # written in minigrad.ops.norm (issue 3)
-
     x = as_tensor(x)
     if x.ndim < 2:
         raise ValueError(f"batch_channel_norm needs (N, C, ...) input, got shape {x.shape}")
     C = x.shape[1]
-    rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
-    rv = running_var.data if isinstance(running_var, Tensor) else running_var
-    if rm is None or rv is None or rm.shape != (C,) or rv.shape != (C,):
-        raise ValueError(f"batch_channel_norm: running_mean and running_var must both have shape "
-                         f"({C},), one estimate per channel of the input {x.shape}")
-    for name, buf in (("running_mean", rm), ("running_var", rv)):
-        if backend.device_of(buf) != x.device:
-            raise RuntimeError(f"batch_channel_norm: {name} is on '{backend.device_of(buf)}' but "
-                               f"the input is on '{x.device}': move it with .to('{x.device}')")
-    if not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"batch_channel_norm: momentum must be in [0, 1], got {momentum!r}")
+    if running_mean is None or running_var is None:
+        raise ValueError(f"batch_channel_norm: running_mean and running_var must both be given, "
+                         f"shape ({C},), one estimate per channel of the input {x.shape}")
+    fn = "batch_channel_norm"
+    rm = check_buffer(running_mean, "running_mean", x, C, fn).reshape(C)   # views: updated in place
+    rv = check_buffer(running_var, "running_var", x, C, fn).reshape(C)
+    check_momentum(momentum, fn)
     if training:
         axes = (0,) + tuple(range(2, x.ndim))
         xd = x.data

@@ -2,8 +2,8 @@
 
     conv = WAConv2d(64, 128, 3, padding=1)     # instead of minigrad.nn.Conv2d(..., bias=False)
 
-`WAConv2d`, `WSConv2d` and `WNConv2d` subclass `minigrad.nn.Conv2d`, take its arguments in its
-order, and keep the raw weight in `.weight`.  On every forward the raw weight goes through the
+`WAConv2d`, `WSConv2d` and `WNConv2d` subclass `ReparamConv2d`, a `minigrad.nn.Conv2d`, take its
+arguments in its order, and keep the raw weight in `.weight`.  On every forward the raw weight goes through the
 re-parameterization first, so the optimizer updates the raw weight and the gradient flows back
 through the hand-derived backward of `wa.functional`.  `effective_weight()` returns the weight
 the convolution actually uses.
@@ -15,10 +15,21 @@ from minigrad.nn import Conv2d, Module, Parameter, init
 
 from . import functional as WF
 
-__all__ = ["WAConv2d", "WSConv2d", "WNConv2d", "BatchChannelNorm"]
+__all__ = ["ReparamConv2d", "WAConv2d", "WSConv2d", "WNConv2d", "BatchChannelNorm"]
 
 
-class WAConv2d(Conv2d):
+class ReparamConv2d(Conv2d):
+    """A Conv2d that convolves with `effective_weight()`, a differentiable function of its raw
+    parameters, instead of with `.weight` itself.  Subclasses write `effective_weight`."""
+
+    def effective_weight(self):
+        raise NotImplementedError
+
+    def forward(self, x):
+        return self._conv_forward(x, self.effective_weight(), self.bias)
+
+
+class WAConv2d(ReparamConv2d):
     """Conv2d whose weight is re-parameterized by WeightAlign, eq. (10), on every forward.
 
     Extra parameter `gamma` (out_channels,), the per-filter scale of eq. (10), starts at 1.
@@ -49,9 +60,6 @@ class WAConv2d(Conv2d):
         return WF.weight_align(self.weight, self.gamma, self.eps, self.alpha, self.center,
                                self.scale)
 
-    def forward(self, x):
-        return self._conv_forward(x, self.effective_weight(), self.bias)
-
     def extra_repr(self):
         s = super().extra_repr()
         if self.alpha != 0.5:
@@ -61,7 +69,7 @@ class WAConv2d(Conv2d):
         return s
 
 
-class WSConv2d(Conv2d):
+class WSConv2d(ReparamConv2d):
     """Conv2d with Weight Standardization (Qiao et al.): (w - mean) / (unbiased std + eps).
 
     Arguments, defaults (bias=True) and initialisation are Conv2d's, as in the authors' code.
@@ -79,11 +87,8 @@ class WSConv2d(Conv2d):
     def effective_weight(self):
         return WF.weight_standardize(self.weight, self.eps)
 
-    def forward(self, x):
-        return self._conv_forward(x, self.effective_weight(), self.bias)
 
-
-class WNConv2d(Conv2d):
+class WNConv2d(ReparamConv2d):
     """Conv2d with Weight Normalization (Salimans & Kingma): weight_g * weight / ||weight||.
 
     `weight` is the direction v, `weight_g` (out_channels,) the length g.  As in PyTorch's
@@ -106,9 +111,6 @@ class WNConv2d(Conv2d):
 
     def effective_weight(self):
         return WF.weight_norm(self.weight, self.weight_g)
-
-    def forward(self, x):
-        return self._conv_forward(x, self.effective_weight(), self.bias)
 
 
 class BatchChannelNorm(Module):

@@ -10,17 +10,9 @@ import math
 import numpy as np
 
 from .. import functional as F
+from ..ops.checks import pair
 from . import init
 from .module import Module, Parameter
-
-
-def _pair(v, name):
-    """An int or a pair of ints as a pair (PyTorch stores conv settings as tuples)."""
-    if isinstance(v, (int, np.integer)):
-        return (int(v), int(v))
-    if isinstance(v, (tuple, list)) and len(v) == 2 and all(isinstance(i, (int, np.integer)) for i in v):
-        return tuple(int(i) for i in v)
-    raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
 
 
 def _empty(*shape):
@@ -70,10 +62,10 @@ class Conv2d(Module):
             raise ValueError(f"in_channels ({in_channels}) and out_channels ({out_channels}) must "
                              f"both be divisible by groups ({groups})")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = _pair(kernel_size, "kernel_size")
-        self.stride = _pair(stride, "stride")
-        self.padding = _pair(padding, "padding")
-        self.dilation = _pair(dilation, "dilation")
+        self.kernel_size = pair(kernel_size, "kernel_size", 1)
+        self.stride = pair(stride, "stride", 1)
+        self.padding = pair(padding, "padding")
+        self.dilation = pair(dilation, "dilation", 1)
         self.groups = groups
         self.weight = _empty(out_channels, in_channels // groups, *self.kernel_size)
         self.bias = _empty(out_channels) if bias else None

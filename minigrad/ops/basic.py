@@ -9,7 +9,7 @@ import numbers
 import numpy as np
 
 from .. import backend
-from ..tensor import Function, Tensor, as_tensor
+from ..autograd import Function, Tensor, as_tensor
 
 
 def sum_to(g, shape):
@@ -28,7 +28,7 @@ def sum_to(g, shape):
     return g
 
 
-def _pair(a, b):
+def _operands(a, b):
     """Two operands as Tensors; a Python number takes the other's dtype and device."""
     if isinstance(a, numbers.Number) and isinstance(b, Tensor):
         return as_tensor(a, like=b), b
@@ -473,23 +473,23 @@ class Pad(Function):
 # Functional wrappers (exported through minigrad.functional)
 # ----------------------------------------------------------------------------
 def add(a, b):
-    return Add()(*_pair(a, b))
+    return Add()(*_operands(a, b))
 
 
 def sub(a, b):
-    return Sub()(*_pair(a, b))
+    return Sub()(*_operands(a, b))
 
 
 def mul(a, b):
-    return Mul()(*_pair(a, b))
+    return Mul()(*_operands(a, b))
 
 
 def div(a, b):
-    return Div()(*_pair(a, b))
+    return Div()(*_operands(a, b))
 
 
 def pow(a, b):
-    return Pow()(*_pair(a, b))
+    return Pow()(*_operands(a, b))
 
 
 def matmul(a, b):

@@ -59,8 +59,9 @@ it, about twice as fast as col2im's strided adds.
 """
 import numpy as np
 
+from ..autograd import Function
 from ..backend import get_array_module
-from ..tensor import Function
+from .checks import pair as _pair
 
 __all__ = ["im2col", "col2im", "conv2d"]
 
@@ -68,17 +69,6 @@ __all__ = ["im2col", "col2im", "conv2d"]
 # ----------------------------------------------------------------------------
 # Argument checking
 # ----------------------------------------------------------------------------
-def _pair(value, name, minimum):
-    """An int or a pair of ints as a (height, width) pair, each at least `minimum`."""
-    pair = (value, value) if isinstance(value, (int, np.integer)) else value
-    if not isinstance(pair, (tuple, list)) or len(pair) != 2 \
-            or not all(isinstance(v, (int, np.integer)) for v in pair):
-        raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
-    if min(pair) < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
-    return int(pair[0]), int(pair[1])
-
-
 def _geometry(x_shape, kernel_size, stride, padding, dilation, who):
     """Checked (k, s, p, d) pairs and the output size (Ho, Wo) for an NCHW input shape."""
     if len(x_shape) != 4:

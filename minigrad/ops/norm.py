@@ -17,15 +17,18 @@ GroupNorm with G = 1 is LayerNorm over (C, H, W) with a per-channel affine, and
 with G = C it is InstanceNorm: the tests check both identities.
 
 The paper's eqs. (1)-(2) are the BatchNorm case: x_hat = (x - mu_B) / sigma_B,
-r = gamma * x_hat + beta.
+r = gamma * x_hat + beta.  `Normalize` is fused for speed and never forms x_hat;
+`minigrad.ops.norm_reference.normalize_reference` writes the equations out as
+they read, and the tests check that the two agree in values and gradients.
 """
 import numbers
 
 import numpy as np
 
-from .. import backend
-from ..tensor import Function, Tensor, as_tensor, no_grad
+from ..autograd import Function, as_tensor, no_grad
 from .basic import sum_to
+from .checks import check_buffer as _check_buffer
+from .checks import check_momentum as _check_momentum
 
 __all__ = ["batch_norm", "group_norm", "layer_norm", "instance_norm"]
 
@@ -39,7 +42,7 @@ def _sum_of_products(xp, a, b, axes):
 
 
 class Normalize(Function):
-    """y = weight * x_hat + bias,  x_hat = (x - mu) / sqrt(var + eps),  mu and var over `axes`.
+    """y = weight * x_hat + bias,  x_hat = (x - mu) / s,  s = sqrt(v + eps),  mu and v over `axes`.
 
     Settings: `axes` of the view of x to reduce over; `view` a shape to see x as
     first (GroupNorm) or None; `param_shape` the shape weight and bias are seen
@@ -49,28 +52,37 @@ class Normalize(Function):
     After the call, `self.mean` and `self.var` (biased, kept dims) hold the
     statistics used, for running-average updates.
 
-    Backward.  Take one set of m numbers x_1..x_m that share mu, var, and write
-    s = 1 / sqrt(var + eps), g = dL/dx_hat = gy * weight.  Then
+    The letters are the ones WeightAlign's op uses for the same kernel applied to
+    the n weights of a filter (where alpha * n * v stands under the root): n
+    numbers per set, mu their mean, d = x - mu, v = mean(d^2), s = sqrt(v + eps),
+    x_hat = d / s, G = dL/dy and h = dL/dx_hat.
+    A plain version that forms x_hat as eqs. (1)-(2) read, one composed op at a
+    time, is `minigrad.ops.norm_reference.normalize_reference`; the tests check
+    that both give the same values and gradients.
 
-        d mu / dx_i  = 1/m
-        d var / dx_i = 2 (x_i - mu) / m          (the mu term drops: sum_j (x_j - mu) = 0)
-        d s / dx_i   = -1/2 s^3 * d var/dx_i = -s^3 (x_i - mu) / m
-        d x_hat_j / dx_i = s (delta_ij - 1/m) + (x_j - mu) * d s/dx_i
-                         = s (delta_ij - 1/m - x_hat_j x_hat_i / m)
+    Backward.  Take one set of n numbers x_1..x_n that share mu, v, and write
+    r = 1/s = 1 / sqrt(v + eps), h = dL/dx_hat = G * weight.  Then
 
-    and summing g_j times this over j gives the closed form (CS231n's
+        d mu / dx_i  = 1/n
+        d v / dx_i   = 2 (x_i - mu) / n          (the mu term drops: sum_j (x_j - mu) = 0)
+        d r / dx_i   = -1/2 r^3 * d v/dx_i = -r^3 (x_i - mu) / n
+        d x_hat_j / dx_i = r (delta_ij - 1/n) + (x_j - mu) * d r/dx_i
+                         = r (delta_ij - 1/n - x_hat_j x_hat_i / n)
+
+    and summing h_j times this over j gives the closed form (CS231n's
     batchnorm_backward_alt):
 
-        dL/dx_i = (s / m) * (m g_i - sum_j g_j - x_hat_i * sum_j g_j x_hat_j)
-                = s * (g_i - mean(g) - x_hat_i * mean(g * x_hat)).
+        dL/dx_i = (r / n) * (n h_i - sum_j h_j - x_hat_i * sum_j h_j x_hat_j)
+                = (1/s) * (h_i - mean(h) - x_hat_i * mean(h * x_hat)),
 
-    With fixed statistics (eval mode) mu and s do not depend on x: dL/dx = g s.
-    The affine part: dL/dweight = sum of gy * x_hat and dL/dbias = sum of gy,
-    each over the axes that weight and bias are broadcast along.
+    WeightAlign's closed form with alpha = 1/n.  With fixed statistics (eval
+    mode) mu and s do not depend on x: dL/dx = h / s.  The affine part:
+    dL/dweight = sum of G * x_hat and dL/dbias = sum of G, each over the axes
+    that weight and bias are broadcast along.
 
-    For speed the op keeps xc = x - mu and s rather than x_hat = xc * s: every
-    use of x_hat becomes xc times a small per-set array, which saves full passes
-    over the data; the sums of products use einsum, which makes no temporary.
+    For speed the op keeps d = x - mu and r = 1/s rather than x_hat = d * r:
+    every use of x_hat becomes d times a small per-set array, which saves full
+    passes over the data; the sums of products use einsum, which makes no temporary.
     """
 
     def __init__(self, axes, eps=1e-5, view=None, param_shape=None, has_weight=False,
@@ -91,29 +103,29 @@ class Normalize(Function):
         self.axes = tuple(sorted(a % x.ndim for a in self.axes))
         if self.param_shape is None and params:      # default: broadcast from the right
             self.param_shape = params[0].shape
-        self.m = int(np.prod([x.shape[a] for a in self.axes]))   # numbers per set
+        self.n = int(np.prod([x.shape[a] for a in self.axes]))   # numbers per set
 
         if self.stats is None:
             mean = x.mean(axis=self.axes, keepdims=True)
-            xc = x - mean
-            var = _sum_of_products(xp, xc, xc, self.axes) / self.m   # biased, as eq. (1) uses
+            d = x - mean
+            var = _sum_of_products(xp, d, d, self.axes) / self.n     # biased, as eq. (1) uses
         else:
             mean, var = self.stats
-            xc = x - mean
-        s = 1.0 / xp.sqrt(var + self.eps)
-        self.mean, self.var, self.xc, self.s = mean, var, xc, s
+            d = x - mean
+        r = 1.0 / xp.sqrt(var + self.eps)                  # 1/s
+        self.mean, self.var, self.d, self.r = mean, var, d, r
 
         if weight is not None:
             weight = weight.reshape(self.param_shape)
         self.weight = weight
-        y = xc * (s if weight is None else s * weight)     # = x_hat * weight, in one pass
+        y = d * (r if weight is None else r * weight)      # = x_hat * weight, in one pass
         if bias is not None:
             y += bias.reshape(self.param_shape)
         return y.reshape(self.in_shape)
 
     def backward(self, gy):
-        xp, xc, s, weight, axes, m = self.xp, self.xc, self.s, self.weight, self.axes, self.m
-        gy = gy.reshape(xc.shape)
+        xp, d, r, weight, axes, n = self.xp, self.d, self.r, self.weight, self.axes, self.n
+        gy = gy.reshape(d.shape)
         need_x = self.needs_input_grad[0]
         need_w = self.has_weight and self.needs_input_grad[1]
         need_b = self.has_bias and self.needs_input_grad[-1]
@@ -125,31 +137,31 @@ class Normalize(Function):
         if self.param_shape is None:
             shared = axes
         else:
-            pshape = (1,) * (xc.ndim - len(self.param_shape)) + tuple(self.param_shape)
+            pshape = (1,) * (d.ndim - len(self.param_shape)) + tuple(self.param_shape)
             shared = tuple(a for a in axes if pshape[a] == 1)
         per_set = shared == axes
         if weight is None or per_set:
-            g, a = gy, (s if weight is None else s * weight)
+            h, a = gy, (r if weight is None else r * weight)
         else:
-            g, a = gy * weight, s
+            h, a = gy * weight, r
 
-        gx = gw = gb = sum_g = sum_gxc = None
+        gx = gw = gb = sum_h = sum_hd = None
         if need_x:
             if self.stats is None:
-                # s * (g - mean(g) - x_hat * mean(g x_hat)) with x_hat = xc * s, weight in `a`
-                sum_g = g.sum(axis=axes, keepdims=True)
-                sum_gxc = _sum_of_products(xp, g, xc, axes)
-                gx = g * a
-                gx -= a * (sum_g / m)
-                gx -= xc * (a * s * s * (sum_gxc / m))
+                # r * (h - mean(h) - x_hat * mean(h x_hat)) with x_hat = d * r, weight in `a`
+                sum_h = h.sum(axis=axes, keepdims=True)
+                sum_hd = _sum_of_products(xp, h, d, axes)
+                gx = h * a
+                gx -= a * (sum_h / n)
+                gx -= d * (a * r * r * (sum_hd / n))
             else:
-                gx = g * a
+                gx = h * a
             gx = gx.reshape(self.in_shape)
-        if need_w:                                   # sum of gy * xc * s over the broadcast axes
-            t = sum_gxc if (per_set and sum_gxc is not None) else _sum_of_products(xp, gy, xc, shared)
-            gw = sum_to(t * s, self.param_shape).reshape(self.weight_shape)
+        if need_w:                                   # sum of gy * d * r over the broadcast axes
+            t = sum_hd if (per_set and sum_hd is not None) else _sum_of_products(xp, gy, d, shared)
+            gw = sum_to(t * r, self.param_shape).reshape(self.weight_shape)
         if need_b:
-            t = sum_g if (per_set and sum_g is not None) else gy.sum(axis=shared, keepdims=True)
+            t = sum_h if (per_set and sum_h is not None) else gy.sum(axis=shared, keepdims=True)
             gb = sum_to(t, self.param_shape).reshape(self.bias_shape)
 
         grads = [gx]
@@ -172,10 +184,6 @@ def normalize(x, axes, weight=None, bias=None, eps=1e-5, view=None, param_shape=
 # ----------------------------------------------------------------------------
 # Checks and running statistics
 # ----------------------------------------------------------------------------
-def _raw(a):
-    return a.data if isinstance(a, Tensor) else a
-
-
 def _check_param(p, name, shape, fn):
     if p is None:
         return None
@@ -186,23 +194,6 @@ def _check_param(p, name, shape, fn):
     return p
 
 
-def _check_buffer(buf, name, x, C, fn):
-    """A running-statistics buffer as a raw array of C numbers on x's device."""
-    if buf is None:
-        return None
-    arr = _raw(buf)
-    xp = backend.get_array_module(x.data)
-    if not isinstance(arr, (np.ndarray, xp.ndarray)):
-        raise TypeError(f"{fn}: {name} must be an array or a Tensor (it is updated in place), "
-                        f"got {type(arr).__name__}")
-    if backend.device_of(arr) != x.device:
-        raise RuntimeError(f"{fn}: {name} is on '{backend.device_of(arr)}' but the input is on "
-                           f"'{x.device}': move the buffer with .to('{x.device}')")
-    if arr.size != C:
-        raise ValueError(f"{fn}: {name} should contain {C} elements (one per channel), not {arr.size}")
-    return arr
-
-
 def _update_running(buf, batch_stat, momentum):
     """buf <- (1 - momentum) * buf + momentum * batch_stat, in place (PyTorch's rule)."""
     if buf is None:
@@ -210,11 +201,6 @@ def _update_running(buf, batch_stat, momentum):
     stat = batch_stat.reshape(buf.shape).astype(buf.dtype, copy=False)
     buf *= 1.0 - momentum
     buf += momentum * stat
-
-
-def _check_momentum(momentum, fn):
-    if not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
-        raise ValueError(f"{fn}: momentum must be a number in [0, 1], got {momentum!r}")
 
 
 def _channel_param_shape(x):

@@ -16,8 +16,8 @@ average over rows followed by an average over columns, two small matrix products
 """
 import numpy as np
 
-from ..tensor import Function
-from .conv import _pair
+from ..autograd import Function
+from .checks import pair as _pair
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d"]
 

@@ -10,7 +10,7 @@ NumPy and CuPy because every array it makes comes from the parameter's own.
 import numpy as np
 
 from .. import backend
-from ..tensor import Tensor
+from ..autograd import Tensor
 
 
 def _host(v):

@@ -101,6 +101,40 @@ def test_graph_freed_unless_retained():
         y.backward()
 
 
+def test_function_instance_cannot_be_called_twice():
+    # A second call would overwrite what the first call saved for backward, and the
+    # first output's backward would then fill the second input's .grad.
+    from minigrad.ops.basic import Tanh
+    a = mg.tensor([0.5, -1.0], requires_grad=True)
+    b = mg.tensor([2.0, 3.0], requires_grad=True)
+    op = Tanh()
+    y = op(a)
+    with pytest.raises(RuntimeError, match="already been called.*new one for each call"):
+        op(b)
+    y.sum().backward()
+    np.testing.assert_allclose(a.grad, 1 - np.tanh([0.5, -1.0]) ** 2, rtol=1e-6)
+    assert b.grad is None
+    with pytest.raises(RuntimeError, match="already been called"):   # also after backward
+        op(b)
+    with mg.no_grad():                                                # and without a graph
+        op2 = Tanh()
+        op2(a)
+        with pytest.raises(RuntimeError, match="already been called"):
+            op2(a)
+
+
+def test_graph_lists_ops_in_forward_order():
+    from minigrad.autograd import graph
+    x = mg.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 2
+    y = (h + h.exp()).sum()
+    tensors, ops = graph(y)
+    assert tensors[0] is y and x in tensors
+    names = [type(f).__name__ for f, _ in ops]
+    assert names[0] == "Mul" and names[-1] == "Sum" and names.index("Exp") < names.index("Add")
+    assert all(out.creator is f for f, out in ops)
+
+
 def test_retain_grad_on_intermediate():
     x = mg.Tensor(np.array([1.0, 2.0]), requires_grad=True)
     h = (x * 2).retain_grad()

@@ -154,8 +154,7 @@ class Tensor:
         return out
 
     def astype(self, dtype):
-        from .ops import basic
-        return basic.cast(self, dtype)
+        return _ops.cast(self, dtype)
 
     def zero_grad(self):
         self.grad = None
@@ -174,48 +173,49 @@ class Tensor:
         """
         backward(self, grad, retain_graph)
 
-    # -- operators (the ops themselves live in minigrad.ops.basic) ------------
+    # -- operators (the ops themselves live in minigrad.ops.basic, imported as
+    #    `_ops` at the end of this module) ---------------------------------------
     def __add__(self, other):
-        return _basic().add(self, other)
+        return _ops.add(self, other)
 
     def __radd__(self, other):
-        return _basic().add(other, self)
+        return _ops.add(other, self)
 
     def __sub__(self, other):
-        return _basic().sub(self, other)
+        return _ops.sub(self, other)
 
     def __rsub__(self, other):
-        return _basic().sub(other, self)
+        return _ops.sub(other, self)
 
     def __mul__(self, other):
-        return _basic().mul(self, other)
+        return _ops.mul(self, other)
 
     def __rmul__(self, other):
-        return _basic().mul(other, self)
+        return _ops.mul(other, self)
 
     def __truediv__(self, other):
-        return _basic().div(self, other)
+        return _ops.div(self, other)
 
     def __rtruediv__(self, other):
-        return _basic().div(other, self)
+        return _ops.div(other, self)
 
     def __pow__(self, other):
-        return _basic().pow(self, other)
+        return _ops.pow(self, other)
 
     def __rpow__(self, other):
-        return _basic().pow(other, self)
+        return _ops.pow(other, self)
 
     def __matmul__(self, other):
-        return _basic().matmul(self, other)
+        return _ops.matmul(self, other)
 
     def __rmatmul__(self, other):
-        return _basic().matmul(other, self)
+        return _ops.matmul(other, self)
 
     def __neg__(self):
-        return _basic().neg(self)
+        return _ops.neg(self)
 
     def __getitem__(self, key):
-        return _basic().getitem(self, key)
+        return _ops.getitem(self, key)
 
     # Comparisons give plain arrays (they have no gradient).
     def __gt__(self, other):
@@ -234,42 +234,42 @@ class Tensor:
 
     # -- methods that mirror minigrad.functional ------------------------------
     def exp(self):
-        return _basic().exp(self)
+        return _ops.exp(self)
 
     def log(self):
-        return _basic().log(self)
+        return _ops.log(self)
 
     def sqrt(self):
-        return _basic().sqrt(self)
+        return _ops.sqrt(self)
 
     def tanh(self):
-        return _basic().tanh(self)
+        return _ops.tanh(self)
 
     def sigmoid(self):
-        return _basic().sigmoid(self)
+        return _ops.sigmoid(self)
 
     def relu(self):
-        return _basic().relu(self)
+        return _ops.relu(self)
 
     def abs(self):
-        return _basic().abs(self)
+        return _ops.abs(self)
 
     def sum(self, axis=None, keepdims=False):
-        return _basic().sum(self, axis, keepdims)
+        return _ops.sum(self, axis, keepdims)
 
     def mean(self, axis=None, keepdims=False):
-        return _basic().mean(self, axis, keepdims)
+        return _ops.mean(self, axis, keepdims)
 
     def max(self, axis=None, keepdims=False):
-        return _basic().max(self, axis, keepdims)
+        return _ops.max(self, axis, keepdims)
 
     def var(self, axis=None, keepdims=False, ddof=0):
-        return _basic().var(self, axis, keepdims, ddof)
+        return _ops.var(self, axis, keepdims, ddof)
 
     def reshape(self, *shape):
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _basic().reshape(self, shape)
+        return _ops.reshape(self, shape)
 
     def flatten(self, start_dim=0):
         return self.reshape(self.shape[:start_dim] + (-1,))
@@ -277,16 +277,11 @@ class Tensor:
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return _basic().transpose(self, axes or None)
+        return _ops.transpose(self, axes or None)
 
     @property
     def T(self):
-        return _basic().transpose(self, None)
-
-
-def _basic():
-    from .ops import basic  # late import: ops.basic imports this module
-    return basic
+        return _ops.transpose(self, None)
 
 
 def _raw(x):
@@ -306,12 +301,6 @@ def as_tensor(x, like=None):
 # ----------------------------------------------------------------------------
 # Function
 # ----------------------------------------------------------------------------
-# Set by minigrad.gradcheck_graph.record() and None otherwise: called with each op
-# just before its forward, to note the user's call site and a fresh copy of the op.
-# Normal runs pay one global lookup for it.
-_call_hook = None
-
-
 class Function:
     """One differentiable op.  Subclass it and write `forward` and `backward`.
 
@@ -322,12 +311,20 @@ class Function:
       none.  `self.needs_input_grad[i]` says whether input i wants a gradient.
     * `self.xp` is numpy or cupy, taken from the inputs.
 
-    Use it as `MyOp(**settings)(x, y)`, which returns a Tensor.
+    Use it as `MyOp(**settings)(x, y)`, which returns a Tensor.  An instance is
+    one node of the graph: it holds the inputs and saved values of one call, so
+    it can be called once.  A second call raises, instead of overwriting what the
+    first call's backward needs; make a new instance for each call.
     """
 
     def __call__(self, *inputs):
-        if _call_hook is not None:  # only while minigrad.gradcheck_graph records a graph
-            _call_hook(self)
+        if self.__dict__.get("_called"):
+            raise RuntimeError(
+                f"this {type(self).__name__} instance has already been called: a Function object "
+                f"is one node of the graph and keeps what its backward needs, so a second call "
+                f"would overwrite the first one's; make a new one for each call, "
+                f"e.g. {type(self).__name__}(...)(x)")
+        self._called = True
         inputs = [as_tensor(x) for x in inputs]
         arrays = [x.data for x in inputs]
         self.xp = _common_module(inputs)
@@ -351,7 +348,7 @@ class Function:
     def release(self):
         """Drop everything saved for backward (called once backward has used it)."""
         self.__dict__.clear()
-        self.freed = True
+        self._called = self.freed = True
 
 
 def _common_module(inputs):
@@ -366,36 +363,42 @@ def _common_module(inputs):
 
 
 # ----------------------------------------------------------------------------
-# The backward pass
+# The graph and the backward pass
 # ----------------------------------------------------------------------------
-def _topological_order(root):
-    """Functions reachable from `root`, each after every function that uses its output.
+def graph(output):
+    """The graph that produced `output`: (tensors, ops).
 
+    `tensors` lists every tensor of the graph once, `output` first.  `ops` lists
+    (op, its output tensor) pairs in forward order: every op after the ops that
+    made its inputs, so the reversed list is the order backward visits them.
     Iterative depth-first search (no recursion), so a chain of 20,000 ops does
-    not hit Python's recursion limit.
+    not hit Python's recursion limit.  The one walk of the graph: backward, the
+    drawing (`minigrad.viz`) and the per-op check (`minigrad.gradcheck_graph`)
+    all use it.
     """
-    order, visited = [], set()
-    if root.creator is None:
-        return order
-    stack = [(root.creator, False)]
+    tensors, ops, seen = [], [], set()
+    stack = [(output, False)]
     while stack:
-        f, expanded = stack.pop()
-        if expanded:
-            order.append(f)
+        t, inputs_done = stack.pop()
+        if inputs_done:            # all of t's inputs have been placed: now its op
+            ops.append((t.creator, t))
             continue
-        if id(f) in visited:
+        if id(t) in seen:
             continue
-        visited.add(id(f))
-        if getattr(f, "freed", False):
+        seen.add(id(t))
+        tensors.append(t)
+        f = t.creator
+        if f is None:
+            continue
+        if getattr(f, "freed", False) or not hasattr(f, "inputs"):
             raise RuntimeError(
-                "trying to backward through the graph a second time, but its saved values were "
-                "freed by the first backward: pass retain_graph=True to the first backward()")
-        stack.append((f, True))
-        for x in f.inputs:
-            if x.creator is not None and id(x.creator) not in visited:
-                stack.append((x.creator, False))
-    order.reverse()  # outputs first
-    return order
+                f"the graph behind this tensor was freed by a backward() (its op "
+                f"{type(f).__name__} no longer holds its inputs and saved values): pass "
+                f"retain_graph=True to the first backward() to backward, draw or check the "
+                f"graph again")
+        stack.append((t, True))
+        stack.extend((x, False) for x in reversed(f.inputs))
+    return tensors, ops
 
 
 def backward(tensor, grad=None, retain_graph=False):
@@ -417,14 +420,13 @@ def backward(tensor, grad=None, retain_graph=False):
         if grad.shape != tensor.shape:
             raise ValueError(f"grad has shape {grad.shape}, but the tensor has shape {tensor.shape}")
 
-    # Gradients of non-leaf tensors, keyed by id of their creator (each Function
-    # has exactly one output, so the creator names the tensor).
-    grads = {id(tensor.creator): grad} if tensor.creator is not None else {}
+    # Gradients of non-leaf tensors, keyed by id of the tensor.
+    _, ops = graph(tensor)
+    grads = {id(tensor): grad}
     _deliver(tensor, grad)
     with no_grad():
-        for f in _topological_order(tensor):
-            # The output of f is the one tensor whose creator is f; its grad sits in `grads`.
-            gy = grads.pop(id(f), None)
+        for f, out in reversed(ops):   # outputs first: each op after all ops that use its output
+            gy = grads.pop(id(out), None)
             if gy is not None:
                 gxs = f.backward(gy)
                 if not isinstance(gxs, tuple):
@@ -435,8 +437,8 @@ def backward(tensor, grad=None, retain_graph=False):
                             raise RuntimeError(
                                 f"{type(f).__name__}.backward returned a gradient of shape "
                                 f"{gx.shape} for an input of shape {x.shape}")
-                        key = id(x.creator) if x.creator is not None else None
-                        if key is not None:
+                        if x.creator is not None:
+                            key = id(x)
                             grads[key] = grads[key] + gx if key in grads else gx
                         _deliver(x, gx)
             if not retain_graph:
@@ -450,3 +452,10 @@ def _deliver(x, g):
             x.grad = g.copy()
         else:
             x.grad = x.grad + g
+
+
+# The operators of Tensor call the ops of minigrad.ops.basic, and those ops are
+# Functions returning Tensors: the one place where the two modules meet.  The
+# import sits here, after Tensor and Function exist, so that ops.basic can take
+# them from this module while it loads.
+from .ops import basic as _ops
