@@ -458,4 +458,4 @@ def _deliver(x, g):
 # Functions returning Tensors: the one place where the two modules meet.  The
 # import sits here, after Tensor and Function exist, so that ops.basic can take
 # them from this module while it loads.
-from .ops import basic as _ops
+from .ops import basic as _ops  # noqa: E402

@@ -8,6 +8,6 @@ from .ops.basic import (abs, add, cast, concatenate, div, exp, getitem, log, mat
                         transpose, var)
 from .ops.conv import *  # noqa: F401,F403  im2col, col2im, conv2d
 from .ops.pool import *  # noqa: F401,F403  max_pool2d, avg_pool2d, adaptive_avg_pool2d
-from .ops.dense import *  # linear, dropout
+from .ops.dense import *  # noqa: F401,F403  linear, dropout
 from .ops.loss import *  # noqa: F401,F403  log_softmax, cross_entropy
 from .ops.norm import *  # noqa: F401,F403  batch_norm, group_norm, layer_norm, instance_norm
