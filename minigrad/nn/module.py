@@ -40,6 +40,16 @@ class Parameter(Tensor):
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
+class _HookHandle:
+    """What `register_forward_hook` returns: `remove()` unregisters the hook."""
+
+    def __init__(self, hooks, key):
+        self._hooks, self._key = hooks, key
+
+    def remove(self):
+        self._hooks.pop(self._key, None)
+
+
 def _is_device(arg):
     return isinstance(arg, str) and arg.lower().startswith(("cpu", "cuda"))
 
@@ -66,13 +76,29 @@ class Module:
         object.__setattr__(self, "_buffers", OrderedDict())
         object.__setattr__(self, "_non_persistent", set())
         object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} has no forward(): define forward(self, x) "
                                   f"in the subclass")
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        out = self.forward(*args, **kwargs)
+        for hook in self.__dict__.get("_forward_hooks", {}).values():
+            result = hook(self, args, out)
+            if result is not None:       # a hook may replace the output, as in PyTorch
+                out = result
+        return out
+
+    def register_forward_hook(self, hook):
+        """Call `hook(module, inputs, output)` after every forward (PyTorch's name and order).
+
+        Returns a handle whose `remove()` takes the hook off again.  Used to look at
+        activations while a network trains (`wa.diagnostics`) without changing the model."""
+        hooks = self.__dict__["_forward_hooks"]
+        key = object()
+        hooks[key] = hook
+        return _HookHandle(hooks, key)
 
     # -- registration -----------------------------------------------------------
     def _check_init(self, what):

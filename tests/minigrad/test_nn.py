@@ -520,3 +520,17 @@ def test_layer_gradcheck_float64(case, device, make):
         p.data[...] = mg.backend.to_device(rng.uniform(0.5, 1.5, p.shape), device)
     x = make(*shape)
     assert mg.gradcheck(lambda x, *params: layer(x), [x, *layer.parameters()])
+
+
+def test_forward_hook_sees_inputs_and_output_can_replace_it_and_is_removable():
+    layer, seen = nn.Linear(3, 2), []
+    handle = layer.register_forward_hook(lambda m, inputs, out: seen.append((m, inputs, out)))
+    x = mg.Tensor(np.ones((4, 3), np.float32))
+    y = layer(x)
+    assert len(seen) == 1 and seen[0][0] is layer and seen[0][1][0] is x and seen[0][2] is y
+    h2 = layer.register_forward_hook(lambda m, inputs, out: out * 0)   # replaces the output
+    assert np.all(layer(x).numpy() == 0)
+    handle.remove()
+    h2.remove()
+    np.testing.assert_array_equal(layer(x).numpy(), y.numpy())
+    assert len(seen) == 2
