@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 04 · Convolution as one matrix product: im2col and col2im
+# # 01 · Convolution as one matrix product: im2col and col2im
 #
 # Every conv layer in this project (plain, WA, WS, WN) ends in `minigrad.functional.conv2d`, and
 # `conv2d` is one matrix product: lay out every receptive field of the input as a row of a matrix

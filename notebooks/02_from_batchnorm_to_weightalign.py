@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 01 · From BatchNorm to WeightAlign, one equation at a time
+# # 02 · From BatchNorm to WeightAlign, one equation at a time
 #
 # BatchNorm keeps every channel of a conv layer at mean 0 and variance 1 by *measuring* the
 # channel on the mini-batch. WeightAlign (WA; Shi, Li, Liu, van Gemert, ICPR 2020) asks whether the
@@ -124,7 +124,7 @@ table(["channel", "mu_B", "sigma_B", "mean x_hat", "std x_hat", "mean r", "beta"
 #
 # One output value of a conv layer is the dot product of the filter with the patch of inputs it
 # covers, $x = \mathbf w\cdot\mathbf y = \sum_{i=1}^{n} w_i y_i$, with $n = k\cdot k\cdot C_{in}$ the
-# fan-in (3). `F.im2col` lays out every such patch as one row of a matrix (notebook 04 draws it), so a
+# fan-in (3). `F.im2col` lays out every such patch as one row of a matrix (notebook 01 draws it), so a
 # whole conv layer is one matrix product. Everything below is about the mean and variance of such a
 # sum.
 

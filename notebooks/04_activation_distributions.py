@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 03 · Activation distributions at initialisation (the paper's Fig. 2, supplementary Figs. 7–8)
+# # 04 · Activation distributions at initialisation (the paper's Fig. 2, supplementary Figs. 7–8)
 #
 # Before any training, what does each normalization do to the activations of a plain deep
 # network? The paper answers with one picture (its Fig. 2, and Figs. 7–8 of the supplementary):
@@ -235,7 +235,7 @@ for spec in SPECS:
     ms = depth[spec][:7, 3] ** 2
     print(f"{spec:<7} {np.mean(ms[1:] / ms[:-1]):>44.3f}")
 print(f"\nfor filters with an exactly zero sum and ReLU inputs: 1 - 1/pi = {1 - 1 / np.pi:.3f} "
-      f"(see notebook 01 and wa.functional.WeightAlign)")
+      f"(see notebook 02 and wa.functional.WeightAlign)")
 
 
 # %% [markdown]
@@ -304,7 +304,7 @@ for spec in SPECS:
 #   the channels of a layer at nearly the same scale (`std(sd_c)` 0.009 at conv7). What it does
 #   not do at initialisation is keep the variance constant: the mean square falls by a factor
 #   0.67 per layer, close to $1 - 1/\pi \approx 0.68$ and not the 1 that eq. (9) aims for, so
-#   the std within a channel is down to 0.42 at conv7. The reason (notebook 01 and the
+#   the std within a channel is down to 0.42 at conv7. The reason (notebook 02 and the
 #   docstring of `wa.functional.WeightAlign` go through it in detail):
 #   eq. (7) counts the inputs' full second moment $E[y^2]$, but a filter whose weights sum to
 #   exactly zero cancels the constant part $E[y]$ of its inputs, so only

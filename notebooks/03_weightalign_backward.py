@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 02 · The backward pass of WeightAlign, derived by hand
+# # 03 · The backward pass of WeightAlign, derived by hand
 #
 # WeightAlign (WA) re-parameterizes every convolution filter before it is used (the paper's
 # eq. 10). Training therefore needs the derivative of that re-parameterization: the gradient
@@ -550,7 +550,7 @@ import tempfile
 
 from IPython.display import Image, display
 
-PICTURES = Path(tempfile.mkdtemp(prefix="wa_nb02_"))
+PICTURES = Path(tempfile.mkdtemp(prefix="wa_nb03_"))
 
 
 def show(dot_text, stem):
