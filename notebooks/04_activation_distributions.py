@@ -9,28 +9,22 @@
 # %% [markdown]
 # # 04 · Activation distributions at initialisation (the paper's Fig. 2, supplementary Figs. 7–8)
 #
-# Before any training, what does each normalization do to the activations of a plain deep
-# network? The paper answers with one picture (its Fig. 2, and Figs. 7–8 of the supplementary):
-# an 8-layer network, 7 conv layers with ReLU and a linear classifier, Kaiming-initialised
-# without bias, fed one mini-batch of 128 samples of a standard normal; histograms of 8 channels
-# at conv layers 1, 3, 7 and at the classifier. This notebook rebuilds that experiment with
-# `wa.models.build("plain8", ...)` and `wa.activations` (the code behind the `wa-activations`
-# command), draws the histograms, and measures what they show.
+# Before any training, what does each normalization do to the activations of a plain deep network?
+# The paper answers with its Fig. 2 (and supplementary Figs. 7-8): an 8-layer net, 7 conv layers
+# with ReLU and a linear classifier, Kaiming-initialised without bias, fed one mini-batch of 128
+# samples of N(0, 1); histograms of 8 channels at conv layers 1, 3, 7 and the classifier. This
+# notebook rebuilds it with `wa.models.build("plain8", ...)` and `wa.activations` (the code behind
+# `wa-activations`), measures what the histograms show, and then (section 5) varies WA's scale
+# factor and switches its two components off, in seconds, against eq. (8).
+# Symbols: [NOTATION.md](NOTATION.md); the 1 - 1/pi factor per layer: notebook 02.
 #
-# **Settings of the stored outputs** (full mode, `WA_QUICK` unset): `plain8` with 64 channels
-# per conv layer, input a batch of 128 samples of shape `3 x 32 x 32` drawn from N(0, 1), seed 0,
-# float32 on the CPU, every model in training mode (BN uses the batch's statistics, as at the
-# first training step) and built from the same seed, so all specs start from the same raw
-# weights. `WA_QUICK=1` (the test suite) uses 16 channels and 32 samples instead (GroupNorm
-# then has 4 groups of 4 channels). The first code cell prints the settings in force.
-#
-# Terms: a *spec* names the normalization (`none` is the baseline; `bn`, `gn`, `ln`, `in` are
-# BatchNorm, GroupNorm, LayerNorm (as GroupNorm with one group, the GN paper's convention) and
-# InstanceNorm; `wa` is WeightAlign, eq. (10); `gn+wa` is both). GroupNorm's group count is
-# `wa.norms.num_groups(C)`: GN's usual 32 groups where that leaves at least 4 channels per group,
-# fewer otherwise, so at 64 channels 16 groups of 4. The values shown for a conv layer are its
-# outputs after the norm and before the ReLU; for the classifier they are the logits, one
-# "channel" per class.
+# **Stored outputs:** full mode (`WA_QUICK` unset): 64 channels, batch 128 of `3 x 32 x 32`, seed
+# 0, float32 on the CPU, every model in training mode (BN uses the batch's statistics) and built
+# from the same seed, so all specs start from the same raw weights. `WA_QUICK=1` (the test suite):
+# 16 channels, 32 samples. A *spec* names the norm: `none` (baseline), `bn`, `gn`, `ln` (GroupNorm
+# with one group), `in`, `wa` (eq. 10), `gn+wa`, ...; GroupNorm uses `wa.norms.num_groups(C)`
+# groups (16 groups of 4 at 64 channels). A conv layer's values are its outputs after the norm,
+# before the ReLU; the classifier's are the logits, one "channel" per class.
 
 # %%
 import os
@@ -50,7 +44,10 @@ import matplotlib.pyplot as plt
 
 import minigrad as mg
 import minigrad.functional as F
-from wa import activations, norms
+import _exercises as ex                     # the exercises' checkers (notebooks/_exercises.py)
+from wa import activations, norms, plotstyle
+
+plotstyle.use()
 
 QUICK = os.environ.get("WA_QUICK") == "1"   # quick mode: WA_QUICK=1; full mode: unset
 SEED = 0
@@ -65,8 +62,6 @@ print(f"mode: {'QUICK (WA_QUICK=1)' if QUICK else 'full'}; plain8 with {C} chann
       f"batch {BATCH} x 3 x 32 x 32 of N(0, 1), seed {SEED}, specs {SPECS}")
 print(f"GroupNorm at {C} channels: {norms.num_groups(C)} groups of "
       f"{C // norms.num_groups(C)} channels")
-plt.rcParams.update({"figure.dpi": 80, "axes.titlesize": 10, "axes.labelsize": 9,
-                     "xtick.labelsize": 8, "ytick.labelsize": 8, "legend.fontsize": 8})
 
 # %% [markdown]
 # ## 1. Record the activations
@@ -88,19 +83,23 @@ for layer in LAYERS:
 # %% [markdown]
 # ## 2. The histograms
 #
-# One row per spec, one column per layer; in each panel one curve per channel (the first 8
-# channels; for the classifier, the first 8 of the 10 class logits): the distribution of that
-# channel's values over the batch and all positions. The x-axis is shared down each column so
-# that the specs can be compared; a curve that is a narrow spike means that channel is nearly
-# constant.
+# One row per spec, one column per layer; one curve per channel (the first 8; for the classifier
+# the first 8 of the 10 logits): that channel's values over the batch and all positions. The
+# x-axis is shared down each column; a narrow spike is a nearly constant channel.
+#
+# **Caveat for the classifier column.** `plain8` averages the last feature map over all 32 x 32
+# positions before its classifier, and that average is nearly the same for every noise input: at
+# initialisation *every* spec, BN included, gives a nearly constant output (one class takes the
+# whole batch). The paper reads a constant output as the baseline's failure alone; here that
+# reading shows only without the averaging (section 4).
 
 # %%
-COLORS = plt.get_cmap("tab10").colors
+COLORS = plotstyle.COLORS
 
 
 def histogram_grid(specs, title, bins=80):
     """Rows: specs; columns: layers; one step histogram per channel."""
-    fig, axes = plt.subplots(len(specs), len(LAYERS), figsize=(12, 2.1 * len(specs) + 0.9),
+    fig, axes = plt.subplots(len(specs), len(LAYERS), figsize=(14, 2.4 * len(specs) + 1.0),
                              squeeze=False)
     for j, layer in enumerate(LAYERS):
         values = np.concatenate([results[s][layer][:CHANNELS_SHOWN].ravel() for s in specs])
@@ -125,8 +124,8 @@ def histogram_grid(specs, title, bins=80):
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=CHANNELS_SHOWN, frameon=False,
                bbox_to_anchor=(0.5, 0.0))
-    fig.suptitle(title, fontsize=12)
-    fig.tight_layout(rect=(0, 0.035, 1, 1))
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.045, 1, 1))
     return fig
 
 
@@ -142,10 +141,22 @@ plt.show()
 # ## 3. Per-layer statistics
 #
 # For each spec and layer, over **all** channels: the mean and the standard deviation across
-# channels of the per-channel means $\mu_c$, and the same for the per-channel standard
-# deviations $\sigma_c$ (`wa.activations.table`). Drift shows as a large `std(mu_c)` — channels
-# centred at different places; a scale problem as `mean(sd_c)` far from 1; unequal channels as a
-# large `std(sd_c)`.
+# channels of the per-channel means $\mu_c$ and standard deviations $\sigma_c$
+# (`wa.activations.table`). Drift shows as a large `std(mu_c)`, a scale problem as `mean(sd_c)`
+# far from 1, unequal channels as a large `std(sd_c)`. Values of $10^{-6}$ to $10^{-8}$ where a norm
+# makes a statistic exactly 0 or 1 are **float32 rounding**, not an effect.
+#
+# **Exercise 4.1.** Write the *drift* of a layer, used in notebook 02 and section 5: the mean over
+# channels of $|\mu_c|/\sigma_c$, statistics over $(N, H, W)$, for an `(N, C, H, W)` array.
+
+# %%
+def channel_drift(a):
+    # YOUR CODE
+    raise NotImplementedError
+
+
+# %%
+ex.check("channel_drift", ex.answer("channel_drift", channel_drift))
 
 # %%
 rows, text = activations.table(results)
@@ -153,12 +164,10 @@ print(text)
 
 
 # %% [markdown]
-# The same statistics at every conv layer, 1 to 7, as curves. `at_init` records only the four
-# layers of the figure, so here the models are called directly (`plain8` returns all eight
-# pre-activations with `return_activations=True`); the four shared layers are checked to
-# agree with the table. A third panel gives the root mean square of all values,
-# $\sqrt{E[x^2]}$, which counts both the spread of the channel means and the spread within
-# channels.
+# The same statistics at every conv layer, one panel per spec, with the root mean square of all
+# values $\sqrt{E[x^2]}$ (channel means and spread within channels together). `at_init` records
+# only the figure's four layers, so the models are called directly here, and checked to agree
+# with the table at those four.
 
 # %%
 def all_layers(spec, x):
@@ -193,33 +202,25 @@ for spec in SPECS:                      # the same numbers as the table, where b
 print("the direct calls reproduce at_init's statistics at layers", LAYERS)
 
 # %%
-STYLE = {"none": ("black", "-"), "bn": ("tab:blue", "-"), "gn": ("tab:orange", "-"),
-         "ln": ("tab:green", "-"), "in": ("tab:purple", "-"), "wa": ("tab:red", "-"),
-         "bn+wa": ("tab:blue", "--"), "gn+wa": ("tab:orange", "--"), "ln+wa": ("tab:green", "--"),
-         "in+wa": ("tab:purple", "--")}
 conv_layers = np.arange(1, 8)                 # the classifier's logits are compared in section 4
-fig, axes = plt.subplots(1, 3, figsize=(13, 4.6))
-panels = [(1, "spread of channel means: std over c of $\\mu_c$", "std of $\\mu_c$ (log scale)"),
-          (2, "scale within channels: mean over c of $\\sigma_c$", "mean of $\\sigma_c$"),
-          (3, "root mean square of all values", "$\\sqrt{E[x^2]}$")]
-for ax, (k, title, ylabel) in zip(axes, panels):
-    for spec in SPECS:
-        color, ls = STYLE[spec]
-        ax.plot(conv_layers, np.maximum(depth[spec][:7, k], 1e-10), color=color, linestyle=ls,
-                marker="o", markersize=3, label=spec)
-    ax.set_title(title)
-    ax.set_xlabel("conv layer (after its norm, before the ReLU)")
-    ax.set_ylabel(ylabel)
-    ax.set_xticks(conv_layers)
-    ax.grid(alpha=0.3)
-axes[0].set_yscale("log")
-axes[1].set_ylim(bottom=0)
-axes[2].set_ylim(bottom=0)
-handles, labels = axes[0].get_legend_handles_labels()
-fig.legend(handles, labels, loc="lower center", ncol=len(SPECS), frameon=False, title="spec")
-fig.suptitle(f"plain8 at initialisation, layer by layer ({C} channels, batch {BATCH})",
-             fontsize=12)
-fig.tight_layout(rect=(0, 0.1, 1, 1))
+FLOAT32 = 1e-5                                # below this, a statistic a norm fixes is rounding
+panels = [(1, "std over c of $\\mu_c$ (drift)", "o-"), (2, "mean over c of $\\sigma_c$", "s-"),
+          (3, "$\\sqrt{E[x^2]}$ (all values)", "^-")]
+fig, axes = plt.subplots(2, 5, figsize=(16, 7), sharex=True, sharey=True)
+for ax, spec in zip(axes.ravel(), SPECS):
+    for k, label, style in panels:
+        ax.plot(conv_layers, np.maximum(depth[spec][:7, k], 1e-9), style, color=plotstyle.COLORS[k],
+                label=label)
+    ax.axhspan(1e-9, FLOAT32, color="grey", alpha=0.15, lw=0,
+               label="float32 rounding level ($<10^{-5}$)")
+    ax.set(title=spec, yscale="log", ylim=(1e-9, 5), xticks=conv_layers)
+for ax in axes[1]:
+    ax.set_xlabel("conv layer")
+for ax in axes[:, 0]:
+    ax.set_ylabel("after the norm, before the ReLU")
+fig.legend(*axes[0, 0].get_legend_handles_labels(), loc="lower center", ncol=4, frameon=False)
+fig.suptitle(f"plain8 at initialisation, one panel per spec ({C} channels, batch {BATCH})")
+fig.tight_layout(rect=(0, 0.06, 1, 1))
 plt.show()
 
 # %% [markdown]
@@ -239,12 +240,10 @@ print(f"\nfor filters with an exactly zero sum and ReLU inputs: 1 - 1/pi = {1 - 
 
 
 # %% [markdown]
-# The paper reads its baseline's classifier as a *constant output*: one class wins for every
-# input. Measured here by the share of the batch that goes to the most frequent class, with the
-# per-class logit's spread over the batch (`sd over batch`, mean over classes) next to the
-# spread of the class logits' means (`sd of class means`). `plain8` averages the last feature
-# map over all $32 \times 32$ positions before its classifier; to see what that averaging does,
-# the same classifier is also applied to the features at one position (the centre) instead.
+# The classifier (the caveat under section 2's figure): the share of the batch that goes to the
+# most frequent class, each logit's spread over the batch (`sd over batch`, mean over classes) and
+# the spread of the class means, for plain8's average-pooled features and for the features at one
+# position (the centre).
 
 # %%
 def classifier_stats(logits):
@@ -265,7 +264,94 @@ for spec in SPECS:
 
 
 # %% [markdown]
-# ## 5. What the numbers show
+# ## 5. WA's scale factor and its two components, at initialisation
+#
+# Supplementary VIII-A trains with scale factors other than eq. (9)'s $\tfrac n2$ (larger or
+# smaller multiples of $n$ train worse or fail; factors near $\tfrac n2$ are similar), and Table IV
+# trains centring only and scaling only (ResNet-18 on CIFAR-100: 28.23 % error without WA, 27.97
+# centring only, 28.03 scaling only, 24.92 both). Training is notebook 05's business; at
+# initialisation we can see in seconds what each variant does to the variance. Eq. (8) predicts
+# $\mathrm{Var}[x_l] = \tfrac12 n\mathrm{Var}[\hat w_l]\,\mathrm{Var}[x_{l-1}]$ from each layer's
+# actual weights; for exactly centred filters notebook 02 adds the factor $1 - 1/\pi$.
+#
+# **Exercise 4.2.** Write eq. (8)'s factor $\tfrac12 n\mathrm{Var}[\hat w]$ of one layer, averaged over
+# its filters, from the effective weight `(O, C, k, k)` (NumPy).
+
+# %%
+def eq8_factor(w_hat):
+    # YOUR CODE
+    raise NotImplementedError
+
+
+# %%
+ex.check("eq8_factor", ex.answer("eq8_factor", eq8_factor))
+
+# %% [markdown]
+# The variants are `plain8` with `wa` whose layers get other settings of
+# `wa.functional.weight_align` (`alpha`, `center`, `scale`), all from the same seed and batch:
+
+# %%
+VARIANTS = {   # name: (alpha, center, scale); None = no WA (the Kaiming baseline)
+    "none": None, "wa (n/2)": (0.5, True, True), "wa, n/4": (0.25, True, True),
+    "wa, n": (1.0, True, True), "wa, (1-1/pi) n/2": ((1 - 1 / np.pi) / 2, True, True),
+    "centring only": (0.5, True, False), "scaling only": (0.5, False, True),
+}
+t0 = time.perf_counter()
+init = {}
+for name, setting in VARIANTS.items():
+    mg.manual_seed(SEED)
+    model = wa.models.build("plain8", norm="none" if setting is None else "wa", width=WIDTH)
+    if setting is not None:
+        for conv in model.convs:
+            conv.alpha, conv.center, conv.scale = setting
+    with mg.no_grad():
+        _, acts = model(mg.Tensor(x), return_activations=True)
+        weights = [(conv.effective_weight() if setting else conv.weight).numpy().astype(np.float64)
+                   for conv in model.convs]
+    a = [v.numpy().astype(np.float64) for v in acts[:7]]
+    factor = [0.5 * w_[0].size * w_.reshape(len(w_), -1).var(axis=1).mean() for w_ in weights]
+    init[name] = dict(var=np.array([v.var() for v in a]), factor=np.array(factor),
+                      drift=np.array([(np.abs(v.mean(axis=(0, 2, 3))) / v.std(axis=(0, 2, 3))).mean()
+                                      for v in a]), centred=setting is not None and setting[1])
+rows = []
+for name, r in init.items():
+    measured = r["var"][1:] / r["var"][:-1]
+    rows.append([name, r["factor"][1:].mean(), measured.mean(),
+                 (1 - 1 / np.pi) * r["factor"][1:].mean() if r["centred"] else "-", r["drift"][1:].mean()])
+print(f"{'variant':<18} {'eq. (8) factor':>15} {'measured ratio':>15} {'x (1-1/pi)':>11} {'drift':>7}")
+for name, f8, m, fc, d in rows:
+    print(f"{name:<18} {f8:>15.3f} {m:>15.3f} {fc if fc == '-' else f'{fc:.3f}':>11} {d:>7.3f}")
+print(f"(layers 2-7, pooled variance; {time.perf_counter() - t0:.1f} s)")
+
+fig, axes = plt.subplots(1, len(VARIANTS), figsize=(17, 3.8), sharey=True)
+layers = np.arange(1, 8)
+for ax, (name, r) in zip(axes, init.items()):
+    chain = r["var"][0] * np.concatenate([[1.0], np.cumprod(r["factor"][1:])])
+    ax.plot(layers, r["var"], "o-", color=plotstyle.COLORS[0], label="measured")
+    ax.plot(layers, chain, "--", color=plotstyle.COLORS[4], label="eq. (8), from layer 1")
+    if r["centred"]:
+        ax.plot(layers, chain * (1 - 1 / np.pi) ** (layers - 1), ":", color=plotstyle.COLORS[5],
+                lw=2.5, label="eq. (8) x (1-1/pi) per layer")
+    ax.set(title=name, yscale="log", xticks=layers, xlabel="conv layer")
+axes[0].set_ylabel("Var[$x_l$] (pooled)")
+fig.legend(*axes[1].get_legend_handles_labels(), loc="lower center", ncol=3, frameon=False)
+fig.tight_layout(rect=(0, 0.1, 1, 1))
+plt.show()
+
+# %% [markdown]
+# The scale factor sets the ratio, as eq. (8) says: $\alpha n$ in place of $\tfrac n2$ multiplies
+# it by $1/(2\alpha)$, so $n/4$ doubles the variance per layer (a 64-fold growth over 7 layers at
+# initialisation, $\times 0.68^6$ for the centring) and $n$ halves it; only
+# $\alpha = \tfrac12(1-1/\pi)$ keeps a centred net's variance constant. That fits VIII-A's "far
+# from $n/2$ trains worse" for deep nets, though not why nearby factors are equal (the learnable
+# $\gamma$ can absorb a constant factor). The components split as notebook 02 predicts: **centring
+# only** removes the drift and loses $1-1/\pi$ per layer; **scaling only** keeps eq. (8)'s ratio
+# (its filters' random sums keep the $E[y]^2$ part) and the baseline's drift. Neither alone gives
+# centred channels at a constant scale; whether that is why each alone helps less in Table IV
+# needs training.
+
+# %% [markdown]
+# ## 6. What the numbers show
 #
 # The key numbers, over all channels, gathered from the outputs above:
 
@@ -301,27 +387,17 @@ for spec in SPECS:
 #   channel means drift almost as in the baseline (0.68 and 0.79).
 # * **WA** keeps the channel means near 0 at every depth **without any batch statistics**
 #   (`std(mu_c)` 0.037 at conv3 and 0.021 at conv7, against 0.94 and 0.96 for the baseline), and
-#   the channels of a layer at nearly the same scale (`std(sd_c)` 0.009 at conv7). What it does
-#   not do at initialisation is keep the variance constant: the mean square falls by a factor
-#   0.67 per layer, close to $1 - 1/\pi \approx 0.68$ and not the 1 that eq. (9) aims for, so
-#   the std within a channel is down to 0.42 at conv7. The reason (notebook 02 and the
-#   docstring of `wa.functional.WeightAlign` go through it in detail):
-#   eq. (7) counts the inputs' full second moment $E[y^2]$, but a filter whose weights sum to
-#   exactly zero cancels the constant part $E[y]$ of its inputs, so only
-#   $\operatorname{Var}[y] = E[y^2] - E[y]^2$ passes; for the ReLU of a zero-mean Gaussian that
-#   is $(1 - 1/\pi)\, E[y^2]$. The learnable $\gamma$ of eq. (10) can absorb such a constant
-#   factor once training starts.
+#   the channels of a layer at nearly the same scale (`std(sd_c)` 0.009 at conv7). It does not
+#   keep the variance constant: the mean square falls by about $1 - 1/\pi \approx 0.68$ per layer,
+#   not eq. (9)'s 1 (notebook 02, section 4; section 5 above), so the std within a channel is
+#   down to 0.42 at conv7. The learnable $\gamma$ of eq. (10) can absorb such a factor.
 # * **With WA added.** BN+WA and IN+WA are standardized exactly, as BN and IN. WA supplies what
 #   GN and LN lack: GN+WA has `std(mu_c)` 0.030 / 0.020 at conv3 / conv7 and channel stds of
 #   1.00 ± 0.03, LN+WA 0.040 / 0.051 and 1.00 ± 0.04, against 0.51 / 0.58 for GN alone and
 #   0.68 / 0.79 for LN alone.
-# * **The classifier.** Here our `plain8` does *not* reproduce the paper's reading. With its
-#   global average pooling, every spec gives a constant output at initialisation: each logit
-#   varies over the batch by 0.03 or less while the class logits' means spread by 0.2 to 1.1, and
-#   one class takes the whole batch (top share 1.00) for every spec, BN included. The average
-#   over 1024 positions of features computed from independent noise is nearly the same for
-#   every input. Without the averaging (the classifier applied at one position) the picture is
-#   the paper's: the baseline's class offsets (1.24) dominate the per-input variation (0.67) and
-#   one class takes 48 % of the batch; BN 37 %, IN 35 %, LN 48 %, GN 24 %; WA alone 25 %, and
-#   every combination with WA 20-25 %. GN and the WA specs come closest to the 10 % of a uniform
-#   split.
+# * **The classifier** (the caveat under section 2's figure): with global average pooling every
+#   spec gives a constant output at initialisation (each logit varies over the batch by 0.03 or
+#   less, one class takes the whole batch). At one position the picture is the paper's: the
+#   baseline's class offsets (1.24) dominate the per-input variation (0.67) and one class takes
+#   48 % of the batch; BN 37 %, IN 35 %, LN 48 %, GN 24 %, WA 25 %, every combination with WA
+#   20-25 % (10 % would be a uniform split).

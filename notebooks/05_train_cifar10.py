@@ -23,31 +23,14 @@
 # `metrics.jsonl`, `checkpoint.npz` and `curves.png` into its run folder; the notebook only reads
 # those files back.
 #
-# **In short** (numbers from the stored full run): at this scale the runs are *far* from the
-# paper's regime (1,504 images instead of 50,000, 15 epochs, a 0.07 M-parameter ResNet-20
-# instead of a 23 M-parameter ResNet-50), so the test errors are 60-80 % rather than 4-7 %, and
-# with 360 test images every error carries about ±2.5 points of sampling noise. Within that:
-#
-# * **Carries over exactly:** with WA or GN+WA an image's prediction does not depend on the other
-#   images in its batch (0 % of the test predictions change when the test batches shrink to 2),
-#   while with BN 57-66 % of them change (section 8). That independence is the paper's whole
-#   argument, and it holds at any scale: it follows from the formula, not from training.
-# * **Carries over in kind:** WA alone, with no activation norm at all (a Fixup ResNet), trains
-#   at both batch sizes without diverging. At batch 64 the three come in the paper's order: BN
-#   63.1 % error, GN+WA 70.3 %, WA 76.4 % (the paper: 4.30, 4.60, 6.21), though each step of that
-#   order is only about two standard errors here. At batch 2 GN+WA (63.9 %) is ahead of WA
-#   (69.7 %), as in the paper at batch 1, by 5.8 ± 3.5 points: suggestive, not shown.
-# * **Does not carry over:** every norm does *better* at batch 2 than at batch 64 here (BN by
-#   1.7 ± 3.6 points, which is noise; WA by 6.7 ± 3.3; GN+WA by 6.4 ± 3.5), where the paper
-#   has every norm a little worse at batch 1 (by 0.4-0.9 points) and BN degrading below batch 4
-#   (Fig. 3). With the same 15 epochs, batch 2 takes 11,280 optimizer steps and batch 64 takes
-#   345, and in a run this short the number of steps decides, not the quality of the batch
-#   statistics.
-# * **Group size matters at these widths** (section 7). An earlier version of the package's
-#   group rule gave GroupNorm one channel per group in resnet20 at this width, which made GN+WA
-#   InstanceNorm + WA, and it stayed near chance (87 % error at batch 64): InstanceNorm in front
-#   of global average pooling hands the classifier nearly the same features for every image.
-#   The package now keeps at least 4 channels per group, and GN+WA learns at both batch sizes.
+# **In short** (stored full run): these runs are *far* from the paper's regime (1,504 training
+# images, 15 epochs, a 0.07 M-parameter ResNet-20), so test errors are 60-80 % rather than 4-7 %,
+# each with about ±2.5 points of sampling noise (360 test images). What carries over exactly is
+# batch independence: with WA or GN+WA no test prediction changes when the test batches shrink
+# to 2, with BN 57-66 % do (section 8). The order BN, GN+WA, WA at batch 64 is the paper's, at
+# about two standard errors; the batch-size effect is reversed, because at this budget batch 2's
+# 32 times as many steps matter more than its noise (section 9). Symbols:
+# [NOTATION.md](NOTATION.md).
 #
 # **Settings that produced the stored outputs:** full mode (the environment variable `WA_QUICK`
 # unset), CPU, NumPy with one BLAS thread, seed 0; no internet on the machine, so the data are
@@ -128,6 +111,12 @@ def table(header, rows):
         if k == 0:
             print("  ".join("-" * w for w in widths))
 
+
+# %%
+import _exercises as ex               # the exercises' checkers (notebooks/_exercises.py)
+from wa import plotstyle              # the shared plot style
+
+plotstyle.use()
 
 # %% [markdown]
 # ## 1 · The data: full CIFAR-10 if it can be had, else the bundled real sample
@@ -223,8 +212,21 @@ print(sorted({(c.num_channels, c.num_groups) for c in gns}),
 #
 # Same epochs and the same images at both batch sizes means the same number of images seen, but
 # **32 times as many optimizer steps at batch 2**, each with a learning rate 6.8 times smaller.
-# That is the comparison the paper's Fig. 3 makes (a fixed schedule in epochs). Keep it in mind
-# when reading the results: at a budget this short, the number of steps matters a lot.
+# The paper's Fig. 3 names its batch sizes (64, 8, 4, 2 per GPU) but not its schedule, so whether
+# it held epochs or steps fixed is not stated. At a budget this short the number of steps matters
+# a lot.
+#
+# **Exercise 5.1.** Write the number of optimizer steps of a run: `n_train` images, batch `batch`,
+# `epochs` epochs, with `drop_last` (every step sees a full batch).
+
+# %%
+def optimizer_steps(n_train, batch, epochs):
+    # YOUR CODE
+    raise NotImplementedError
+
+
+# %%
+ex.check("optimizer_steps", ex.answer("optimizer_steps", optimizer_steps))
 
 # %%
 plan = []
@@ -592,7 +594,21 @@ print("(test accuracy in %)")
 # **Getting closer to the paper.** On a machine with internet the notebook takes full CIFAR-10
 # by itself (it then still trains on 1,504 images to keep the time; raise `LIMIT_TRAIN` and
 # `EPOCHS`). `wa-train --device cuda` trains on a GPU through CuPy, and `wa-sweep --norms
-# bn,wa,gn+wa --batch-sizes 64,8,4,2,1` runs the whole of Fig. 3's sweep with a fixed budget.
+# bn,wa,gn+wa --batch-sizes 64,8,4,2,1` runs Fig. 3's batch sizes (and 1) with one budget.
+
+# %% [markdown]
+# **Exercise 5.2.** Write the standard error of the difference of two test errors $p_1$, $p_2$ on
+# $n$ test images each, treated as independent binomial counts (the "±3.6 per difference" above);
+# the checker simulates it.
+
+# %%
+def se_of_difference(p1, p2, n):
+    # YOUR CODE
+    raise NotImplementedError
+
+
+# %%
+ex.check("se_of_difference", ex.answer("se_of_difference", se_of_difference))
 
 # %%
 print(f"notebook run time: {(time.perf_counter() - T0) / 60:.1f} min ({'quick' if QUICK else 'full'} mode)")
