@@ -360,13 +360,10 @@ table(["layer", "iid: Var[x]", "ratio", "E[y^2]/Var", "skew", "WA: Var[x]", "rat
 print(f"\npredicted ratio: eq. (8) = 1 (iid weights);  centred filters: 1 - 1/pi = {1 - 1/np.pi:.4f}")
 
 # %% [markdown]
-# Under the paper's own model eq. (8) holds: the ratio is 1 and the pre-activations are symmetric
-# (skew near 0, so the ReLU halving holds, $E[y^2]/\mathrm{Var} = 0.5$). But the very same model with
-# **exactly centred** filters loses the factor $1-1/\pi$ per layer, although every ingredient of (8)
-# is still there. The reason is section 4, and it is about centring, not about the filter being
-# fixed: the i.i.d. filters keep the variance only because the random sum $\sum_i w_i$ times the
-# positive input mean $E[y]$ adds $n\mathrm{Var}[w]E[y]^2$ to $\mathrm{Var}[x]$, a contribution a
-# centred filter does not have.
+# Under the paper's own model eq. (8) holds: ratio 1, symmetric pre-activations, halving 0.5. The
+# same model with **exactly centred** filters loses $1-1/\pi$ per layer: section 4 is about
+# centring, not about the filter being fixed (the random sum $\sum_i w_i$ times $E[y]$ is what adds
+# $n\mathrm{Var}[w]E[y]^2$).
 #
 # ### 7b. The network: plain8 at initialisation
 #
@@ -413,16 +410,12 @@ table(["layer", "none: pooled Var", "within-ch.", "drift", "ratio", "wa: pooled 
 print(f"({time.perf_counter() - t:.1f} s)")
 
 # %% [markdown]
-# This is section 4 at network scale. The Kaiming net keeps its *pooled* variance roughly constant, as
-# eq. (8) promises, but a growing part of that variance is the spread of the channel means: each
-# fixed filter has a random $\sum_i w_i \neq 0$, so every channel sits at its own offset (a drift of
-# half a standard deviation or more from layer 2 on), and the variance *within* a channel shrinks.
-# WA removes the drift (the channel means stay within a few hundredths of a standard deviation of 0:
-# eq. (6) at work), and with it that part of the variance: the WA ratio is close to
-# $1-1/\pi \approx 0.68$ per layer, not 1. (Layer 1 sees the raw $N(0,1)$ input, not a ReLU output,
-# so (8)'s factor $\tfrac12$ does not apply there and $n\mathrm{Var}[w] = 2$ doubles the input
-# variance; the paper notes that the first layer would want $n\mathrm{Var}[w]=1$ but keeps the same
-# initialisation.)
+# Section 4 at network scale. The Kaiming net keeps its *pooled* variance roughly constant, as
+# eq. (8) promises, but a growing part of it is the spread of the channel means (each filter's
+# random $\sum_i w_i$ sets its channel's offset: a drift of half a std or more), so the variance
+# *within* a channel shrinks. WA removes the drift (eq. (6)) and with it that part: the ratio is
+# close to $1-1/\pi$. (Layer 1 sees the raw $N(0,1)$ input, no ReLU, so $n\mathrm{Var}[w] = 2$
+# doubles its variance; the paper keeps that initialisation there too.)
 #
 # ### 7c. Where exactly the WA net's variance goes
 #
@@ -505,31 +498,20 @@ plt.show()
 # %% [markdown]
 # Reading the table from left to right:
 #
-# * **eq. (8) vs eq. (7)**: equal up to the ReLU halving $E[y^2] = \tfrac12\mathrm{Var}[x_{l-1}]$, which
-#   holds to a percent or two (section 8 shows why it is not exact per channel).
-# * **eq. (7) vs centred**: the big step, a factor $\mathrm{Var}[y]/E[y^2]\approx 1-1/\pi$ at every
-#   layer: the exact centring of WA removes the $E[y]^2$ part (section 4). This alone explains the
-#   0.68 per layer.
-# * **centred vs per input**: a percent or two: the zero padding (border pixels see zeros, so the
-#   border taps of a patch have a smaller variance) and channels with different variances.
-# * **per input vs measured**: the correlation term. Averaged over the channels it is small
-#   (-0.5 % to -3 % in the full run), but for a single channel it ranges from about $\pm$30 % at
-#   layer 2 to $\pm$10 % at layer 7 (left plot; standard deviation over channels 12 % down to 4 %).
-#   Neighbouring pixels of one input channel are correlated, with a sign and size that differ from
-#   channel to channel (they share 6 of their 9 inputs, weighted by that channel's filter), and the
-#   channels at one pixel are correlated too (they are computed from the same patch). A filter then
-#   amplifies or cancels these correlated inputs depending on how its weights line up with them.
-#   The small *average* has a simple origin: if every pair of different inputs of a patch had the
-#   same covariance $\bar c$, a centred filter would give
-#   $\sum_{i\neq j}\hat w_i\hat w_j\bar c = \bar c\big((\sum_i\hat w_i)^2 - \sum_i\hat w_i^2\big)
-#   = -\bar c\sum_i \hat w_i^2$, a relative change of $-\bar c/\mathrm{Var}[y_i]$: the last column,
-#   which has the sign and the order of magnitude of the measured mean. Eq. (8) sees none of this,
-#   because it treats the inputs as independent.
-# * **channel means**: eq. (4) per channel, $E[x_c] = \sum_i \hat w_i E[y_i]$, matches the
-#   measurement exactly (it is linear). It would be 0 if all inputs shared one mean, since
-#   $\sum_i\hat w_i = 0$; they do not (the channels of $y$ have different variances, hence different
-#   ReLU means, and the padding zeros pull border means down), so a small drift of a few percent of
-#   a standard deviation remains. Compare the Kaiming net's ~0.5.
+# * **eq. (8) vs eq. (7)**: equal up to the ReLU halving, which holds to a percent or two.
+# * **eq. (7) vs centred**: the factor $1-1/\pi$ of section 4, at every layer; this alone
+#   explains the 0.68.
+# * **centred vs per input**: a percent or two, from the zero padding and unequal channels.
+# * **per input vs measured**: the correlation term. Its mean over channels is small (-0.5 % to
+#   -3 %); per channel it reaches about $\pm$30 % at layer 2 and $\pm$10 % at layer 7 (left plot).
+#   Neighbouring pixels share 6 of 9 inputs, and the channels at a pixel share a patch, so inputs
+#   are correlated, and a filter amplifies or cancels them depending on how its weights line up.
+#   If every pair of inputs had the same covariance $\bar c$, a centred filter would give
+#   $\sum_{i\neq j}\hat w_i\hat w_j\bar c = -\bar c\sum_i \hat w_i^2$, a relative change of
+#   $-\bar c/\mathrm{Var}[y_i]$: the last column, with the sign and size of the measured mean.
+# * **channel means**: $E[x_c] = \sum_i \hat w_i E[y_i]$ matches exactly; it is not 0 because the
+#   inputs do not share one mean (unequal channel variances, padding zeros), hence a drift of a
+#   few percent of a std, against ~0.5 for Kaiming.
 
 # %% [markdown]
 # ## 8. Symmetry: the supplementary's argument (VI, eqs. (11)-(14)) and where it stops
@@ -670,19 +652,12 @@ print(f"layer 3: pooled skew {skew(a.ravel()):.3f};  per-channel skew mean {sk.m
 # %% [markdown]
 # ## 9. What it means for a deep WA network
 #
-# Putting it together, at initialisation a WA layer does not keep the variance as eq. (8) says; it
-# multiplies it by about $1-1/\pi \approx 0.68$ (the exact centring removes the $E[y]^2$ part), up to
-# a few percent of correlation and padding effects that vary from channel to channel. Over $L$ layers
-# the variance shrinks like $0.68^{L}$: $0.1$ after 6 layers, $7\cdot10^{-3}$ after 13 (VGG16), and
-# $10^{-8}$ after 48. Three things absorb it:
-#
-# * **$\gamma$**: the per-filter scale of eq. (10) is learnable, so training can grow it; or it can
-#   start at $1/\sqrt{1-1/\pi}\approx 1.21$ (equivalently $\alpha = \tfrac12(1-1/\pi)$ instead of
-#   $\tfrac12$ in (9)), which restores a ratio of about 1;
-# * **a following activation norm**: WA+GN (the paper's best combination) renormalises every layer;
-# * **bias-free ReLU networks are positively homogeneous**: a global scale of the activations does
-#   not change the predicted class, only the scale of the logits and of the gradients (the residual
-#   nets also use Fixup, which sets its own scales).
+# At initialisation a WA layer multiplies the variance by about $1-1/\pi$, up to a few percent of
+# correlation and padding effects: $0.68^{L}$ over $L$ layers, $7\cdot10^{-3}$ after 13 (VGG16),
+# $10^{-8}$ after 48. Three things absorb it: **$\gamma$**, learnable, or started at
+# $1/\sqrt{1-1/\pi}\approx 1.21$ (equivalently $\alpha = \tfrac12(1-1/\pi)$ in (9)); **a following
+# activation norm** (GN+WA, the paper's best combination); and **positive homogeneity**: a global
+# scale of a bias-free ReLU net's activations does not change the predicted class.
 #
 # The plot compares, on the same plain8 and the same input: the Kaiming net (pooled and within-channel),
 # WA with $\gamma = 1$, WA with $\gamma = 1/\sqrt{1-1/\pi}$, and GN+WA.

@@ -396,19 +396,12 @@ for scale in [1.0, np.sqrt(2 / n), 1e-2, 1e-3, 1e-4, 1e-5]:
           f"{half_nv:12.2e}")
 
 # %% [markdown]
-# With $\epsilon = 0$ the identity holds at every scale. With the default $\epsilon$ the two
-# agree to within $10^{-4}$ at the Kaiming scale ($\operatorname{std} = \sqrt{2/n} \approx 0.17$)
-# and still to within $10^{-3}$ at $\operatorname{std} = 10^{-2}$. At $\operatorname{std} = 10^{-3}$,
-# where $\tfrac n2 v$ has come down to about $3\epsilon$, WA's output is 13 % smaller than the
-# identity says, and at $10^{-4}$ WA has shrunk the filter to a fifth while WS still
-# standardizes it (its $\epsilon$ only takes over near $\sigma \approx 10^{-5}$). So where
-# $\epsilon$ sits matters only for a filter whose weights are two orders of magnitude or more
-# below their initial scale.
-#
-# What the factor means in a network: the activation variance after a conv with WS filters is
-# $(n-1)/2$ times that with WA filters (the square of $\sqrt{(n-1)/2}$), per layer. Measured on one `3x3` conv
-# over 8 channels of ReLU'd Gaussian input (a norm layer after WS, as its authors use it,
-# would remove this again):
+# With $\epsilon = 0$ the identity holds at every scale; with the default $\epsilon$ the two agree
+# to $10^{-4}$ at the Kaiming scale and $10^{-3}$ at $\operatorname{std} = 10^{-2}$. Below that WA's
+# $\epsilon$ takes over first (13 % off at $10^{-3}$, a fifth at $10^{-4}$): where $\epsilon$ sits
+# matters only for filters shrunk by two orders of magnitude or more. In a network, WS filters
+# give $(n-1)/2$ times WA's activation variance per layer (one `3x3` conv over 8 channels of
+# ReLU'd Gaussian input; a norm after WS, as its authors use it, removes this again):
 
 # %%
 inp = F.relu(mg.Tensor(rng.standard_normal((64, in_ch, 16, 16))))
@@ -675,15 +668,13 @@ show(two_graphs(viz.to_dot(composed), viz.to_dot(fused),
      "composed_vs_fused")
 
 # %% [markdown]
-# The left graph is eq. (10) as written, and autograd's backward through it is the staged
-# derivation of section 1, one primitive op per step: `Mean` gives $\mu$, `Sub` $d$, the
-# `Mul`/`Mean` pair $v$, `Sqrt` $\rho$, `Div` $u$. The places where the hand derivation had to add
-# two paths are the forks in the picture: `rows` feeds both `Mean` and `Sub` (step e), `d` feeds
-# both the square and `Div` (step d). The picture is also the argument for fusing: the composed
-# version runs a dozen ops backward, each a separate pass over filter-sized arrays, and keeps
-# every intermediate alive until backward; the fused op's backward is one formula and keeps one
-# filter-sized array, $u$ (the package also keeps $d/\rho$, which differs from $u$ only when
-# centring is switched off), and $\rho$ per filter. Same numbers, less time and memory:
+# The left graph is eq. (10) as written, and autograd's backward through it is section 1's staged
+# derivation, one primitive op per step (`Mean` $\mu$, `Sub` $d$, `Mul`/`Mean` $v$, `Sqrt` $\rho$,
+# `Div` $u$); the two paths of steps (d) and (e) are the forks at `d` and `rows`. The composed
+# version runs a dozen ops backward and keeps every intermediate alive; the fused op's backward is
+# one formula and keeps one filter-sized array, $u$ (the package also keeps $d/\rho$, which
+# differs from $u$ only when centring is switched off), and $\rho$ per filter. Same numbers, less
+# time and memory:
 
 # %%
 composed.backward(np.ones(composed.shape))
@@ -731,16 +722,16 @@ for name, fn in (("composed", wa_composed), ("fused", WF.weight_align)):
           f"({held / wt.data.nbytes:.1f} x the weight), {best * 1e3:7.2f} ms")
 
 # %% [markdown]
-# In a network the weight re-parameterization is small next to the convolution itself (a
-# `3x3` conv over a `32x32` map does about 1000 multiply-adds per weight per sample), so the time
-# matters less than the clarity: one op, one derivation, one place to check.
+# In a network the re-parameterization is small next to the convolution (a `3x3` conv over a
+# `32x32` map does about 1000 multiply-adds per weight per sample): what counts is one op, one
+# derivation, one place to check.
 #
 # ## Summary
 #
-# * WA's backward, staged through $\mu, d, v, s, x, \hat w$, collapses to
-#   $\frac{\partial L}{\partial w} = \frac1s[h - \operatorname{mean}(h) - \alpha\, x \sum h x]$, $h = \gamma G$;
-#   NumPy versions of both match `wa.functional.weight_align` and finite differences.
-#   The gradient of each filter sums to 0 and is orthogonal to the centred filter.
+# * WA's backward, staged through $\mu, d, v, \rho, u, \hat w$, collapses to
+#   $\frac{\partial L}{\partial w} = \frac1\rho[h - \operatorname{mean}(h) - \alpha\, u \sum h u]$, $h = \gamma G$,
+#   and matches the package and finite differences; each filter's gradient sums to 0 and is
+#   orthogonal to the centred filter.
 # * BN, LN, IN and GN are one kernel, "normalize the rows", on four layouts of `(N, C, H, W)`.
 # * WA is that kernel on the `(out, n)` weight matrix times $\sqrt{2/n}$ (LayerNorm / one-group
 #   GroupNorm of the weights, with $\epsilon$ rescaled); WS differs by $\sqrt{2/(n-1)}$ (target
