@@ -339,16 +339,17 @@ fig.tight_layout(rect=(0, 0.1, 1, 1))
 plt.show()
 
 # %% [markdown]
-# The scale factor sets the ratio, as eq. (8) says: $\alpha n$ in place of $\tfrac n2$ multiplies
-# it by $1/(2\alpha)$, so $n/4$ doubles the variance per layer (a 64-fold growth over 7 layers at
-# initialisation, $\times 0.68^6$ for the centring) and $n$ halves it; only
-# $\alpha = \tfrac12(1-1/\pi)$ keeps a centred net's variance constant. That fits VIII-A's "far
-# from $n/2$ trains worse" for deep nets, though not why nearby factors are equal (the learnable
-# $\gamma$ can absorb a constant factor). The components split as notebook 02 predicts: **centring
-# only** removes the drift and loses $1-1/\pi$ per layer; **scaling only** keeps eq. (8)'s ratio
-# (its filters' random sums keep the $E[y]^2$ part) and the baseline's drift. Neither alone gives
-# centred channels at a constant scale; whether that is why each alone helps less in Table IV
-# needs training.
+# In the stored full run the scale factor sets the ratio as eq. (8) says, times $1-1/\pi$ for
+# centred filters: $n/4$ doubles eq. (8)'s factor (measured ratio 1.34 per layer), $n$ halves it
+# (0.34), and only $\alpha = \tfrac12(1-1/\pi)$ keeps a centred net's variance about constant
+# (0.99). Over many layers any other constant factor compounds, which fits VIII-A's "far from
+# $n/2$ trains worse", though not why nearby factors train alike (the learnable $\gamma$ can absorb
+# a constant factor). The components split as notebook 02 predicts: **centring only** removes
+# most of the drift (0.09 against the baseline's 0.84) and loses $1-1/\pi$ per layer; **scaling
+# only** keeps eq. (8)'s ratio (0.99; its filters' random sums keep the $E[y]^2$ part) and the
+# baseline's drift (0.97). Neither alone gives centred channels at a constant scale; whether that
+# is why each alone helps less in Table IV needs training. (Quick mode's 16 channels give noisier
+# numbers of the same kind.)
 
 # %% [markdown]
 # ## 6. What the numbers show
