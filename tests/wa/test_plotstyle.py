@@ -9,13 +9,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_use_sets_a_readable_style():
     matplotlib = pytest.importorskip("matplotlib")
+    from matplotlib import font_manager
     from wa import plotstyle
 
     with matplotlib.rc_context():
         plotstyle.use()
         rc = matplotlib.rcParams
         assert rc["font.size"] >= 10 and rc["figure.dpi"] >= 100 and rc["savefig.dpi"] >= 100
-        assert min(float(matplotlib.font_manager.FontProperties(size=rc[k]).get_size_in_points())
+        assert min(float(font_manager.FontProperties(size=rc[k]).get_size_in_points())
                    for k in ("xtick.labelsize", "legend.fontsize", "axes.labelsize")) >= 9
         assert [c["color"] for c in rc["axes.prop_cycle"]] == plotstyle.COLORS
 
