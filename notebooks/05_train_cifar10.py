@@ -9,45 +9,22 @@
 # %% [markdown]
 # # 05 · Training on CIFAR-10: BN, WA and GN+WA at batch 64 and at batch 2
 #
-# The paper's claim, in its CIFAR-10 experiments (Table II, Fig. 3), is about **batch size**:
-# BatchNorm (BN) is the best normalizer at batch 64 but needs a batch to measure its statistics
-# on, while WeightAlign (WA) normalizes through the weights (eq. (10)) and so should not care how
-# many images a step sees. Combined with a per-sample activation norm (GN+WA) it comes close to
-# BN at batch 64 and keeps working at batch 1, where BN cannot run. This notebook trains the three normalizations at
-# both ends of the range with the package's own training loop (`wa.train.Trainer`, the code behind
-# the `wa-train` command), draws the learning curves, puts the final errors beside the paper's,
-# and says what carries over to a run that fits on a laptop CPU and what does not.
+# The paper's CIFAR-10 claim (Table II, Fig. 3) is about **batch size**: BatchNorm (BN) is best
+# at batch 64 but needs a batch to measure on, while WeightAlign (WA) normalizes through the
+# weights (eq. (10)) and should not care how many images a step sees; with a per-sample norm
+# (GN+WA) it comes close to BN at batch 64 and keeps working at batch 1, where BN cannot run.
+# This notebook trains the three at both ends of the range with `wa.train.Trainer` (the code
+# behind `wa-train`; each run writes `config.json`, `metrics.jsonl`, `checkpoint.npz` and
+# `curves.png`, which the notebook reads back), and puts the errors beside the paper's.
 #
-# Everything here is the package's API: data from `wa.data`, networks from `wa.models.build`, one
-# run = `Trainer(parse_config([...flags...])).run()`, which writes `config.json`,
-# `metrics.jsonl`, `checkpoint.npz` and `curves.png` into its run folder; the notebook only reads
-# those files back.
-#
-# **In short** (numbers from the stored full run): at this scale the runs are *far* from the
-# paper's regime (1,504 images instead of 50,000, 15 epochs, a 0.07 M-parameter ResNet-20
-# instead of a 23 M-parameter ResNet-50), so the test errors are 60-80 % rather than 4-7 %, and
-# with 360 test images every error carries about ±2.5 points of sampling noise. Within that:
-#
-# * **Carries over exactly:** with WA or GN+WA an image's prediction does not depend on the other
-#   images in its batch (0 % of the test predictions change when the test batches shrink to 2),
-#   while with BN 57-66 % of them change (section 8). That independence is the paper's whole
-#   argument, and it holds at any scale: it follows from the formula, not from training.
-# * **Carries over in kind:** WA alone, with no activation norm at all (a Fixup ResNet), trains
-#   at both batch sizes without diverging. At batch 64 the three come in the paper's order: BN
-#   63.1 % error, GN+WA 70.3 %, WA 76.4 % (the paper: 4.30, 4.60, 6.21), though each step of that
-#   order is only about two standard errors here. At batch 2 GN+WA (63.9 %) is ahead of WA
-#   (69.7 %), as in the paper at batch 1, by 5.8 ± 3.5 points: suggestive, not shown.
-# * **Does not carry over:** every norm does *better* at batch 2 than at batch 64 here (BN by
-#   1.7 ± 3.6 points, which is noise; WA by 6.7 ± 3.3; GN+WA by 6.4 ± 3.5), where the paper
-#   has every norm a little worse at batch 1 (by 0.4-0.9 points) and BN degrading below batch 4
-#   (Fig. 3). With the same 15 epochs, batch 2 takes 11,280 optimizer steps and batch 64 takes
-#   345, and in a run this short the number of steps decides, not the quality of the batch
-#   statistics.
-# * **Group size matters at these widths** (section 7). An earlier version of the package's
-#   group rule gave GroupNorm one channel per group in resnet20 at this width, which made GN+WA
-#   InstanceNorm + WA, and it stayed near chance (87 % error at batch 64): InstanceNorm in front
-#   of global average pooling hands the classifier nearly the same features for every image.
-#   The package now keeps at least 4 channels per group, and GN+WA learns at both batch sizes.
+# **In short** (stored full run): these runs are *far* from the paper's regime (1,504 training
+# images, 15 epochs, a 0.07 M-parameter ResNet-20), so test errors are 60-80 % rather than 4-7 %,
+# each with about ±2.5 points of sampling noise (360 test images). What carries over exactly is
+# batch independence: with WA or GN+WA no test prediction changes when the test batches shrink
+# to 2, with BN 57-66 % do (section 8). The order BN, GN+WA, WA at batch 64 is the paper's, at
+# about two standard errors; the batch-size effect is reversed, because at this budget batch 2's
+# 32 times as many steps matter more than its noise (section 9). Symbols:
+# [NOTATION.md](NOTATION.md).
 #
 # **Settings that produced the stored outputs:** full mode (the environment variable `WA_QUICK`
 # unset), CPU, NumPy with one BLAS thread, seed 0; no internet on the machine, so the data are
@@ -128,6 +105,12 @@ def table(header, rows):
         if k == 0:
             print("  ".join("-" * w for w in widths))
 
+
+# %%
+import _exercises as ex               # the exercises' checkers (notebooks/_exercises.py)
+from wa import plotstyle              # the shared plot style
+
+plotstyle.use()
 
 # %% [markdown]
 # ## 1 · The data: full CIFAR-10 if it can be had, else the bundled real sample
@@ -223,8 +206,21 @@ print(sorted({(c.num_channels, c.num_groups) for c in gns}),
 #
 # Same epochs and the same images at both batch sizes means the same number of images seen, but
 # **32 times as many optimizer steps at batch 2**, each with a learning rate 6.8 times smaller.
-# That is the comparison the paper's Fig. 3 makes (a fixed schedule in epochs). Keep it in mind
-# when reading the results: at a budget this short, the number of steps matters a lot.
+# The paper's Fig. 3 names its batch sizes (64, 8, 4, 2 per GPU) but not its schedule, so whether
+# it held epochs or steps fixed is not stated. At a budget this short the number of steps matters
+# a lot.
+#
+# **Exercise 5.1.** Write the number of optimizer steps of a run: `n_train` images, batch `batch`,
+# `epochs` epochs, with `drop_last` (every step sees a full batch).
+
+# %%
+def optimizer_steps(n_train, batch, epochs):
+    # YOUR CODE
+    raise NotImplementedError
+
+
+# %%
+ex.check("optimizer_steps", ex.answer("optimizer_steps", optimizer_steps))
 
 # %%
 plan = []
@@ -536,63 +532,59 @@ print("(test accuracy in %)")
 # %% [markdown]
 # ## 9 · What carries over, and what does not
 #
-# **What carries over.**
+# **Carries over.**
 #
-# * *Batch independence, exactly* (section 8). The WA and GN+WA networks give the same
-#   prediction for every test image whether it is evaluated alone-ish (batches of 2), in
-#   batches of 64 or in evaluation mode: eq. (10) uses only the filter's own weights, and GN
-#   only the image's own activations. The BN networks change their prediction for 57-66 % of
-#   the test images when the test batches hold 2 images, even the one that was *trained* at
-#   batch 2; their accuracy falls from 37-39 % to 23-34 %. This is the property the paper's
-#   Table II and Fig. 3 rest on, and it does not depend on scale.
-# * *WA trains a residual network with no activation norm*, at batch 64 and at batch 2, with
-#   no divergence and no tuning (the paper's "WA" row). Its curves are smooth and its error is
-#   lower at batch 2, not higher.
-# * *The order at batch 64 is the paper's*: BN 63.1 %, GN+WA 70.3 %, WA 76.4 % (paper 4.30,
-#   4.60, 6.21), though the gaps are much larger here (BN to WA 13 points against 2 there) and
-#   each neighbouring step (7.2 ± 3.5 and 6.1 ± 3.3 points) is only about two standard errors,
-#   so with one seed the order is likely, not certain. WA alone starts as a Fixup network whose
-#   residual branches are switched off (the last layer of each branch starts at $\gamma = 0$),
-#   and 345 steps at learning rate 0.01 are not enough to open them far: its training loss (2.11) equals its test loss (2.10), it
-#   underfits.
+# * *Batch independence, exactly* (section 8): WA and GN+WA give every test image the same
+#   prediction in batches of 2, of 64 and in evaluation mode; the BN networks change 57-66 % of
+#   them at test batches of 2, even the one trained at batch 2, and fall from 37-39 % to 23-34 %
+#   accuracy. Table II and Fig. 3 rest on this property, and it does not depend on scale.
+# * *WA trains a residual network with no activation norm*, at both batch sizes, without
+#   divergence or tuning (the paper's "WA" row).
+# * *The order at batch 64 is the paper's*: BN 63.1 %, GN+WA 70.3 %, WA 76.4 % (paper 4.30, 4.60,
+#   6.21), each step (7.2 ± 3.5 and 6.1 ± 3.3 points) about two standard errors: likely, not
+#   certain. WA starts as a Fixup net with its residual branches off ($\gamma = 0$ on each
+#   branch's last layer), and 345 steps at lr 0.01 do not open them far: training loss (2.11)
+#   equals test loss (2.10), it underfits.
 # * *GN+WA is ahead of WA at the small batch*, as in the paper at batch 1 (5.51 against 6.61):
-#   63.9 % against 69.7 % at batch 2, a difference of 5.8 ± 3.5 points, under two standard
-#   errors, so it points the paper's way without settling it.
+#   63.9 % against 69.7 %, 5.8 ± 3.5 points, under two standard errors.
 #
-# **What does not carry over, and why.**
+# **Does not carry over.**
 #
-# * *The effect of the batch size is reversed.* The paper trains to convergence on 50,000
-#   images; there, the extra steps of a small batch buy nothing and its noise costs a little.
-#   Here no run is near convergence: training accuracy is at most 46 % (GN+WA at batch 2, the
-#   only run whose training loss, 1.48, is clearly below its test loss, 1.69; for the other
-#   runs the two are about equal), so every run is limited by how far its optimizer got, and
-#   batch 2, with 32 times as many steps, gets further. Seeing the paper's effect needs runs trained to convergence (many more epochs, all of CIFAR-10), which is GPU work.
-# * *BN does not degrade at batch 2.* Its error at batch 2 (61.4 %) is within noise of batch
-#   64 (63.1 %), and BN stays the best norm at batch 2, with GN+WA (63.9 %) within noise of
-#   it. The batch statistics at batch 2 *are* noisy (section 8), but at test time BN uses its running averages, an exponential average
-#   (momentum 0.1) worth about 19 training batches, some 40 images at batch 2, which smooths
-#   much of that noise away. In the paper's Fig. 3 BN degrades mostly below batch 4, and its gap
-#   to WA is smaller for ResNet-18 than for VGG-16; at this budget it is not visible at all.
-# * *GN+WA's result hinges on the group size at these widths* (section 7). With one channel per
-#   group (an earlier version of `wa.norms.num_groups`, which made it InstanceNorm + WA) it
-#   stayed near chance at batch 64 (87 % error; 75 % at batch 2), and the spread of its pooled
-#   features across images was 0.055 of their size at initialisation (the `in+wa` row) and
-#   still 0.057 after training at batch 64. With 4 channels per group the spread starts at
-#   0.117, twice InstanceNorm's but still below BN's 0.26 and WA's 0.54, and after training it
-#   is 0.38 / 0.41 at batch 64 / 2, near the BN and WA networks (0.45-0.50). The paper's ResNet-50 (64 to 2,048
-#   channels, 32 groups) has 2 to 64 channels per group; these narrow layers run GN at the small
-#   end of that range, so GN+WA here is still not quite GN+WA as the paper ran it.
-# * *The size of the effects.* The paper's differences between norms (0.3-2 points) and between
-#   batch sizes (0.4-0.9 points) are far below what 360 test images resolve (±2.5 points per
-#   error, ±3.6 per difference of two errors). None of Table II's finer claims, such as "WA
-#   improves GN by 0.36 points", can be checked at this scale; only differences of about 7
-#   points or more are real here. Each configuration ran with one seed; how much the errors
-#   move from seed to seed is not measured.
+# * *The batch-size effect is reversed*: every norm does better at batch 2 (BN by 1.7 ± 3.6
+#   points, noise; WA by 6.7 ± 3.3; GN+WA by 6.4 ± 3.5), where the paper has each a little worse
+#   at batch 1 (0.4-0.9 points) and BN degrading below batch 4. No run here is near convergence
+#   (training accuracy at most 46 %), so batch 2's 32 times as many steps win; the paper's effect
+#   needs runs trained to convergence, which is GPU work.
+# * *BN does not degrade at batch 2* (61.4 % against 63.1 %). Its batch statistics at batch 2
+#   are noisy (section 8), but at test time it uses running averages (momentum 0.1, about 19
+#   batches, some 40 images), which smooth much of that away.
+# * *GN+WA hinges on the group size at these widths* (section 7): with one channel per group it
+#   stayed near chance; with 4 its pooled features spread across images as much as BN's and
+#   WA's after training. The paper's ResNet-50 has 2 to 64 channels per group; these layers run
+#   GN at the small end of that range.
+# * *The size of the effects*: the paper's differences (0.3-2 points between norms, 0.4-0.9
+#   between batch sizes) are far below what 360 test images resolve (±2.5 points per error,
+#   ±3.6 per difference); only differences of about 7 points are real here, and each
+#   configuration ran with one seed.
 #
 # **Getting closer to the paper.** On a machine with internet the notebook takes full CIFAR-10
 # by itself (it then still trains on 1,504 images to keep the time; raise `LIMIT_TRAIN` and
 # `EPOCHS`). `wa-train --device cuda` trains on a GPU through CuPy, and `wa-sweep --norms
-# bn,wa,gn+wa --batch-sizes 64,8,4,2,1` runs the whole of Fig. 3's sweep with a fixed budget.
+# bn,wa,gn+wa --batch-sizes 64,8,4,2,1` runs Fig. 3's batch sizes (and 1) with one budget.
+
+# %% [markdown]
+# **Exercise 5.2.** Write the standard error of the difference of two test errors $p_1$, $p_2$ on
+# $n$ test images each, treated as independent binomial counts (the "±3.6 per difference" above);
+# the checker simulates it.
+
+# %%
+def se_of_difference(p1, p2, n):
+    # YOUR CODE
+    raise NotImplementedError
+
+
+# %%
+ex.check("se_of_difference", ex.answer("se_of_difference", se_of_difference))
 
 # %%
 print(f"notebook run time: {(time.perf_counter() - T0) / 60:.1f} min ({'quick' if QUICK else 'full'} mode)")

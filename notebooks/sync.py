@@ -33,9 +33,11 @@ REPO = NOTEBOOKS.parent
 def pairs(prefixes=()):
     """The (NAME.ipynb, NAME.py) paths in notebooks/ whose name starts with one of prefixes (all if none).
 
-    A pair may miss one of its files (differences() reports that); this script is not a notebook."""
+    A pair may miss one of its files (differences() reports that); this script and the
+    modules named _*.py (the exercises' checkers) are not notebooks."""
     names = {p.stem for p in NOTEBOOKS.glob("*.ipynb")}
-    names |= {p.stem for p in NOTEBOOKS.glob("*.py") if p.name != Path(__file__).name}
+    names |= {p.stem for p in NOTEBOOKS.glob("*.py")
+              if p.name != Path(__file__).name and not p.name.startswith("_")}   # _exercises.py: a module
     names = sorted(n for n in names if not prefixes or n.startswith(tuple(prefixes)))
     return [(NOTEBOOKS / f"{n}.ipynb", NOTEBOOKS / f"{n}.py") for n in names]
 
@@ -85,7 +87,11 @@ def execute(ipynb, quick, timeout=3600):
     env = {k: v for k, v in os.environ.items() if k not in ("WA_QUICK", "MPLBACKEND")}
     if quick:               # MPLBACKEND unset in full mode: the inline backend, so figures are stored
         env.update(WA_QUICK="1", MPLBACKEND="Agg")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    if quick:               # quick runs check the reference answers, as the test suite does
+        env["WA_SOLUTIONS"] = "1"
+    else:                   # the committed notebooks leave every exercise open
+        env.pop("WA_SOLUTIONS", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), str(NOTEBOOKS), env.get("PYTHONPATH")]))
     old = dict(os.environ)  # the kernel inherits this process's environment
     os.environ.clear()
     os.environ.update(env)

@@ -108,6 +108,8 @@ def plot(results, path, bins=60, title=""):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from wa import plotstyle
+        plotstyle.use()
     except ImportError:
         print("matplotlib is not installed: skipping the PNG (pip install matplotlib)")
         return False

@@ -137,6 +137,8 @@ def plot(rows, norms_, batch_sizes, path, title):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from wa import plotstyle
+        plotstyle.use()
     except ImportError:
         print("matplotlib is not installed: skipping the PNG (pip install matplotlib)")
         return False

@@ -564,6 +564,8 @@ class Trainer:
             import matplotlib
             matplotlib.use("Agg")
             import matplotlib.pyplot as plt
+            from wa import plotstyle
+            plotstyle.use()
         except ImportError:
             self.log("matplotlib is not installed: skipping curves.png (pip install matplotlib)")
             return

@@ -7,6 +7,8 @@ never writes it back.
 
 Environment of the kernel:
   WA_QUICK=1       the notebooks' quick mode (fewer samples, smaller sizes, fewer epochs)
+  WA_SOLUTIONS=1   every exercise gets its reference answer, so every checker cell runs (and
+                   raises if it does not pass); the test also counts the checkers' PASS lines
   MPLBACKEND=Agg   no display needed; figures are drawn but not shown
   PYTHONPATH       the repository root first, so the notebooks import this checkout's packages
 The kernel runs on the interpreter that runs pytest (sys.executable): the test writes a kernel
@@ -52,8 +54,10 @@ def kernel_dir(tmp_path_factory):
         "language": "python",
         "env": {
             "WA_QUICK": "1",
+            "WA_SOLUTIONS": "1",
             "MPLBACKEND": "Agg",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), str(REPO / "notebooks"),   # _exercises
+                                                         os.environ.get("PYTHONPATH")])),
             "PYDEVD_DISABLE_FILE_VALIDATION": "1",    # silences a debugger warning at start-up
         },
     }
@@ -103,3 +107,7 @@ def test_notebook_runs_in_quick_mode(path, kernel_dir, tmp_path):
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors, errors
+    checks = sum(c.source.count("ex.check(") for c in nb.cells if c.cell_type == "code")
+    passes = sum(o.get("text", "").count("] PASS") for c in nb.cells if c.cell_type == "code"
+                 for o in c.get("outputs", []))
+    assert checks >= 2 and passes == checks, f"{path.name}: {passes} of {checks} exercise checks passed"

@@ -7,29 +7,18 @@
 # ---
 
 # %% [markdown]
-# # 02 · The backward pass of WeightAlign, derived by hand
+# # 03 · The backward pass of WeightAlign, derived by hand
 #
-# WeightAlign (WA) re-parameterizes every convolution filter before it is used (the paper's
-# eq. 10). Training therefore needs the derivative of that re-parameterization: the gradient
-# the convolution sends to the aligned filter $\hat w$ has to be carried back to the raw filter
-# $w$ that the optimizer updates. This notebook
+# WeightAlign (WA) re-parameterizes every filter before the convolution uses it (eq. 10), so the
+# gradient the convolution sends to the aligned filter $\hat w$ has to be carried back to the raw
+# filter $w$ the optimizer updates. This notebook derives that backward pass by hand (staged, then
+# closed form) and checks it against the package; shows BN, GN, LN and IN as one kernel on four
+# layouts, and WA as the same kernel on the weight matrix; checks every gradient by finite
+# differences, plants a wrong backward and names it with `mg.gradcheck_graph`; and draws the graphs.
+# Symbols: [NOTATION.md](NOTATION.md).
 #
-# 1. derives that backward pass stage by stage, through named intermediates, and then in closed
-#    form; writes both as a few lines of NumPy; and checks them against `wa.functional.weight_align`;
-# 2. does the same for BatchNorm, GroupNorm, LayerNorm and InstanceNorm, which are one kernel
-#    ("normalize each row of a matrix") applied to four reshapes of the activations;
-# 3. shows that WA *is* that same kernel applied to the `(out, fan-in)` weight matrix, up to a
-#    factor $\sqrt{2/n}$, and measures how Weight Standardization differs;
-# 4. checks every gradient against finite differences, and plants a wrong backward to see the
-#    checks catch it, and `mg.gradcheck_graph` name it;
-# 5. draws the computation graphs: a `WAConv2d` + norm + ReLU block, and WA built from
-#    primitive ops next to the single hand-derived `WeightAlign` op.
-#
-# Equation numbers are those of the WeightAlign paper (Shi, Li, Liu, van Gemert, ICPR 2020).
-# **The stored outputs come from a full-mode run** (environment variable `WA_QUICK`
-# unset) on a 2-core CPU with NumPy in float64, random seed 0; the first code cell prints the
-# exact settings. `WA_QUICK=1` (used by the test suite) only shrinks the timing benchmark of
-# section 6; every check is the same.
+# **Stored outputs:** full mode (`WA_QUICK` unset), 2-core CPU, float64, seed 0. `WA_QUICK=1`
+# (the test suite) only shrinks the timing of section 6.
 
 # %%
 import os
@@ -48,6 +37,7 @@ except ImportError:  # a checkout without `pip install -e .`: use the repository
 import minigrad as mg
 import minigrad.functional as F
 import wa.functional as WF
+import _exercises as ex                     # the exercises' checkers (notebooks/_exercises.py)
 from minigrad import nn, viz
 
 QUICK = os.environ.get("WA_QUICK") == "1"   # quick mode: WA_QUICK=1; full mode: unset
@@ -76,9 +66,9 @@ def max_abs(a, b):
 # | `mu` | $\mu = \frac1n \sum_j w_j$ | the filter's mean; eq. (6) wants $E[w]=0$ |
 # | `d` | $d = w - \mu$ | the centred filter |
 # | `v` | $v = \frac1n \sum_j d_j^2$ | its (population) variance |
-# | `s` | $s = \sqrt{\alpha n v + \epsilon}$ | with $\alpha = \tfrac12$ this is eq. (9)'s $\tfrac n2 \operatorname{Var}[w]$; $\epsilon$ keeps a constant filter finite |
-# | `x` | $x = d / s$ | the aligned filter: mean 0, $\tfrac n2 \operatorname{Var} \approx 1$ |
-# | `w_hat` | $\hat w = \gamma\, x$ | eq. (10), with the learnable per-filter scale $\gamma$ (no shift: eq. 15) |
+# | `rho` | $\rho = \sqrt{\alpha n v + \epsilon}$ | WA's scale; $\alpha = \tfrac12$ is eq. (9)'s $\tfrac n2 \operatorname{Var}[w]$; $\epsilon$ keeps a constant filter finite |
+# | `u` | $u = d / \rho$ | the aligned filter: mean 0, $\tfrac n2 \operatorname{Var} \approx 1$ |
+# | `w_hat` | $\hat w = \gamma\, u$ | eq. (10), with the learnable per-filter scale $\gamma$ (no shift: eq. 15) |
 #
 # All filters of a layer are handled at once by viewing the weight `(out, in, kh, kw)` as an
 # `(out, n)` matrix, one filter per row; every mean and sum below runs along a row.
@@ -87,30 +77,30 @@ def max_abs(a, b):
 # The convolution hands us $G = \partial L/\partial \hat w$. Walk the stages backwards; each
 # line uses only the line before it and what the forward pass saved:
 #
-# * (a) $\hat w = \gamma x$:  $\quad \dfrac{\partial L}{\partial \gamma} = \sum_i G_i x_i$, and
-#   $\quad h_i := \dfrac{\partial L}{\partial x_i} = \gamma G_i$
-# * (b) $x = d/s$, through $s$: $\quad \dfrac{\partial L}{\partial s} = \sum_i h_i \cdot \left(-\dfrac{d_i}{s^2}\right) = -\dfrac1s \sum_i h_i x_i$
-# * (c) $s = \sqrt{\alpha n v + \epsilon}$: $\quad \dfrac{\partial L}{\partial v} = \dfrac{\partial L}{\partial s} \cdot \dfrac{\alpha n}{2 s}$
-# * (d) $d$ reaches $L$ along two paths, directly through $x = d/s$ and through $v = \frac1n\sum d_j^2$:
-#   $\quad \dfrac{\partial L}{\partial d_i} = \dfrac{h_i}{s} + \dfrac{\partial L}{\partial v} \cdot \dfrac{2 d_i}{n}$
+# * (a) $\hat w = \gamma u$:  $\quad \dfrac{\partial L}{\partial \gamma} = \sum_i G_i u_i$, and
+#   $\quad h_i := \dfrac{\partial L}{\partial u_i} = \gamma G_i$
+# * (b) $u = d/\rho$, through $\rho$: $\quad \dfrac{\partial L}{\partial \rho} = \sum_i h_i \cdot \left(-\dfrac{d_i}{\rho^2}\right) = -\dfrac1\rho \sum_i h_i u_i$
+# * (c) $\rho = \sqrt{\alpha n v + \epsilon}$: $\quad \dfrac{\partial L}{\partial v} = \dfrac{\partial L}{\partial \rho} \cdot \dfrac{\alpha n}{2 \rho}$
+# * (d) $d$ reaches $L$ along two paths, directly through $u = d/\rho$ and through $v = \frac1n\sum d_j^2$:
+#   $\quad \dfrac{\partial L}{\partial d_i} = \dfrac{h_i}{\rho} + \dfrac{\partial L}{\partial v} \cdot \dfrac{2 d_i}{n}$
 # * (e) so does $w$: directly through $d = w - \mu$ and through $\mu$, which moves every $d_j$ by $-\frac1n$:
 #   $\quad \dfrac{\partial L}{\partial w_i} = \dfrac{\partial L}{\partial d_i} - \dfrac1n \sum_j \dfrac{\partial L}{\partial d_j}$
 #
 # Forgetting one of the two paths in (d) or (e) is the classic mistake; section 5 plants it.
 #
 # ### Backward, closed form
-# Put (b) and (c) into (d): $\frac{\partial L}{\partial v}\frac{2d_i}{n} = -\frac{\alpha}{s^2} d_i \sum_j h_j x_j$, so
-# $\frac{\partial L}{\partial d_i} = \frac1s\left[h_i - \alpha\, x_i \sum_j h_j x_j\right]$. Its mean over
-# $i$ is $\frac1s \operatorname{mean}(h)$, because the aligned filter sums to zero. Then (e) gives
+# Put (b) and (c) into (d): $\frac{\partial L}{\partial v}\frac{2d_i}{n} = -\frac{\alpha}{\rho^2} d_i \sum_j h_j u_j$, so
+# $\frac{\partial L}{\partial d_i} = \frac1\rho\left[h_i - \alpha\, u_i \sum_j h_j u_j\right]$. Its mean over
+# $i$ is $\frac1\rho \operatorname{mean}(h)$, because the aligned filter sums to zero. Then (e) gives
 #
-# $$\frac{\partial L}{\partial w} = \frac1s \Big[\, h - \operatorname{mean}(h) - \alpha\, x \sum_j h_j x_j \Big],
+# $$\frac{\partial L}{\partial w} = \frac1\rho \Big[\, h - \operatorname{mean}(h) - \alpha\, u \sum_j h_j u_j \Big],
 # \qquad h = \gamma G .$$
 #
 # With $\alpha = 1/n$ this is exactly BatchNorm's backward, with the filter's $n$ weights in the
 # role of the batch (section 3 makes this precise). The bracket is $h$ with two directions
-# removed: the constant direction $\mathbf 1$ (the mean) and, since $\sum_j x_j^2 = \frac{nv}{\alpha
-# n v + \epsilon} \approx \frac1\alpha$, the direction of the filter itself ($\alpha\, x\, (x \cdot h)$
-# is the projection of $h$ on $x$). WA's output does not depend on the filter's mean or length,
+# removed: the constant direction $\mathbf 1$ (the mean) and, since $\sum_j u_j^2 = \frac{nv}{\alpha
+# n v + \epsilon} \approx \frac1\alpha$, the direction of the filter itself ($\alpha\, u\, (u \cdot h)$
+# is the projection of $h$ on $u$). WA's output does not depend on the filter's mean or length,
 # so the gradient cannot have a component along either.
 #
 # Both versions, in NumPy, for all filters at once:
@@ -123,33 +113,33 @@ def wa_forward(w, gamma, eps=1e-5, alpha=0.5):
     mu = rows.mean(axis=1, keepdims=True)
     d = rows - mu
     v = (d * d).mean(axis=1, keepdims=True)
-    s = np.sqrt(alpha * n * v + eps)
-    x = d / s
-    w_hat = gamma[:, None] * x
-    return w_hat.reshape(w.shape), dict(n=n, d=d, s=s, x=x, gamma=gamma, alpha=alpha)
+    rho = np.sqrt(alpha * n * v + eps)
+    u = d / rho
+    w_hat = gamma[:, None] * u
+    return w_hat.reshape(w.shape), dict(n=n, d=d, rho=rho, u=u, gamma=gamma, alpha=alpha)
 
 
 def wa_backward_staged(G, c):
     """Steps (a)-(e), one line each."""
-    n, d, s, x, gamma, alpha = c["n"], c["d"], c["s"], c["x"], c["gamma"], c["alpha"]
-    G = G.reshape(x.shape)
-    g_gamma = (G * x).sum(axis=1)                                   # (a)
+    n, d, rho, u, gamma, alpha = c["n"], c["d"], c["rho"], c["u"], c["gamma"], c["alpha"]
+    G = G.reshape(u.shape)
+    g_gamma = (G * u).sum(axis=1)                                   # (a)
     h = gamma[:, None] * G                                          # (a)
-    g_s = (h * d * (-1 / s**2)).sum(axis=1, keepdims=True)          # (b)
-    g_v = g_s * alpha * n / (2 * s)                                 # (c)
-    g_d = h / s + g_v * 2 * d / n                                   # (d) two paths into d
+    g_rho = (h * d * (-1 / rho**2)).sum(axis=1, keepdims=True)      # (b)
+    g_v = g_rho * alpha * n / (2 * rho)                             # (c)
+    g_d = h / rho + g_v * 2 * d / n                                 # (d) two paths into d
     g_w = g_d - g_d.mean(axis=1, keepdims=True)                     # (e) two paths into w
     return g_w, g_gamma
 
 
 def wa_backward_closed(G, c):
-    """The closed form: (1/s) [h - mean(h) - alpha x sum(h x)]."""
-    s, x, gamma, alpha = c["s"], c["x"], c["gamma"], c["alpha"]
-    G = G.reshape(x.shape)
+    """The closed form: (1/rho) [h - mean(h) - alpha u sum(h u)]."""
+    rho, u, gamma, alpha = c["rho"], c["u"], c["gamma"], c["alpha"]
+    G = G.reshape(u.shape)
     h = gamma[:, None] * G
     g_w = (h - h.mean(axis=1, keepdims=True)
-           - alpha * x * (h * x).sum(axis=1, keepdims=True)) / s
-    return g_w, (G * x).sum(axis=1)
+           - alpha * u * (h * u).sum(axis=1, keepdims=True)) / rho
+    return g_w, (G * u).sum(axis=1)
 
 
 # %% [markdown]
@@ -213,10 +203,11 @@ print("dL/dgamma staged vs finite differences, relative error:",
 
 # %% [markdown]
 # The two directions the closed form removes, measured. Per filter, the gradient sums to zero
-# (it cannot move the mean), and it is orthogonal to the filter (it cannot, to first order,
-# change its length; the leftover is of order $\epsilon / s^2$). A consequence for training: a
-# plain SGD step never changes a filter's mean, and since it is orthogonal to $w$ it can only
-# make $\lVert w \rVert$ grow, which makes later steps of the same size turn the filter less.
+# (it cannot move the mean), and it is orthogonal to the centred filter $d$ (it cannot, to first
+# order, change its length; the leftover is of order $\epsilon/\rho^2$). So a plain SGD step
+# $w \leftarrow w - \eta\,\partial L/\partial w$ (no weight decay) keeps each filter's mean and
+# lengthens $d$: $\lVert d'\rVert^2 = \lVert d\rVert^2 + \eta^2\lVert\partial L/\partial w\rVert^2$, so
+# later steps of the same size turn the filter less. Measured for one step, $\eta = 0.1$:
 
 # %%
 g_rows = gw_closed
@@ -226,30 +217,51 @@ cosines = np.abs((g_rows * d_rows).sum(axis=1)) / (np.linalg.norm(g_rows, axis=1
                                                    * np.linalg.norm(d_rows, axis=1))
 print(f"max over filters of |sum_i dL/dw_i|                : {sums.max():.1e}")
 print(f"max over filters of |cos(dL/dw, w - mean(w))|       : {cosines.max():.1e}")
-print(f"for comparison, eps / s^2 (largest over filters)    : {(1e-5 / cache['s']**2).max():.1e}")
+print(f"for comparison, eps / rho^2 (largest over filters)  : {(1e-5 / cache['rho']**2).max():.1e}")
+w_step = w.reshape(out_ch, -1) - 0.1 * g_rows                       # one SGD step, lr 0.1
+d_step = w_step - w_step.mean(axis=1, keepdims=True)
+grow = np.linalg.norm(d_step, axis=1) ** 2 - np.linalg.norm(d_rows, axis=1) ** 2
+print(f"after one SGD step: max |change of a filter's mean| {np.abs(w_step.mean(1) - w.reshape(out_ch, -1).mean(1)).max():.1e};"
+      f"  ||d||^2 grew for {(grow > 0).sum()} of {out_ch} filters, by 0.01 ||g||^2 to within "
+      f"{np.abs(grow / (0.01 * (g_rows ** 2).sum(1)) - 1).max():.1e}")
 
+
+# %% [markdown]
+# **Exercise 3.1** (Table IV's "scaling only" ablation). With centring switched off, WA is
+# $\hat w = \gamma\, w/\rho$ with the same $\rho = \sqrt{\alpha n v + \epsilon}$ ($v$ still the variance
+# about the mean). Derive $\partial L/\partial w$ and write it for `(out, n)` arrays; the checker
+# compares it with autograd of `WF.weight_align(..., center=False)`.
+
+# %%
+def wa_backward_nocenter(G, w, gamma, alpha=0.5, eps=1e-5):
+    # YOUR CODE: G, w (out, n), gamma (out,) -> dL/dw (out, n)
+    raise NotImplementedError
+
+
+# %%
+ex.check("wa_backward_nocenter", ex.answer("wa_backward_nocenter", wa_backward_nocenter))
 
 # %% [markdown]
 # ## 2. BatchNorm, GroupNorm, LayerNorm, InstanceNorm: one kernel
 #
 # All four normalize a set of $m$ numbers by the set's own mean and variance (eq. 1); they
 # differ only in which numbers form a set. The kernel, for one set, with
-# $\hat x = (x - \mu)\, s$ and $s = 1/\sqrt{\operatorname{var} + \epsilon}$:
+# $\hat x = (x - \mu)/\sigma$ and $\sigma = \sqrt{\operatorname{var} + \epsilon}$:
 #
-# | stage | forward | backward (given $g = \partial L/\partial \hat x$) |
+# | stage | forward | backward (given $g = \partial L/\partial \hat x$; read bottom-up) |
 # |---|---|---|
 # | `mu` | $\mu = \operatorname{mean}(x)$ | |
-# | `xc` | $x_c = x - \mu$ | $\partial L/\partial x = \partial L/\partial x_c - \operatorname{mean}(\partial L/\partial x_c)$ |
-# | `var` | $\operatorname{var} = \operatorname{mean}(x_c^2)$ | $\partial L/\partial x_c = g\,s + \partial L/\partial \operatorname{var} \cdot 2 x_c/m$ |
-# | `s` | $s = (\operatorname{var}+\epsilon)^{-1/2}$ | $\partial L/\partial \operatorname{var} = \partial L/\partial s \cdot (-\tfrac12 s^3)$ |
-# | `x_hat` | $\hat x = x_c\, s$ | $\partial L/\partial s = \sum g\, x_c$ |
+# | `xc` | $\tilde x = x - \mu$ | $\partial L/\partial x = \partial L/\partial \tilde x - \operatorname{mean}(\partial L/\partial \tilde x)$ |
+# | `var` | $\operatorname{var} = \operatorname{mean}(\tilde x^2)$ | $\partial L/\partial \tilde x = g/\sigma + \partial L/\partial \operatorname{var} \cdot 2 \tilde x/m$ |
+# | `sigma` | $\sigma = (\operatorname{var}+\epsilon)^{1/2}$ | $\partial L/\partial \operatorname{var} = \partial L/\partial \sigma \cdot \tfrac{1}{2\sigma}$ |
+# | `x_hat` | $\hat x = \tilde x/\sigma$ | $\partial L/\partial \sigma = -\tfrac1\sigma\sum g\, \hat x$ |
 #
-# (read the backward column bottom-up), which collapses to the closed form
+# which collapses to
 #
-# $$\frac{\partial L}{\partial x} = s\,\big[g - \operatorname{mean}(g) - \hat x \operatorname{mean}(g\,\hat x)\big].$$
+# $$\frac{\partial L}{\partial x} = \frac1\sigma\,\big[g - \operatorname{mean}(g) - \hat x \operatorname{mean}(g\,\hat x)\big],$$
 #
-# Compare with WA's: $\frac1s$ there is $s$ here, and $\alpha\, x \sum(h x)$ with $\alpha = 1/m$ is
-# $\hat x \operatorname{mean}(g \hat x)$. Written as "normalize each **row** of a 2-D matrix",
+# WA's closed form with $\rho \to \sigma$, $u \to \hat x$, $h \to g$ and $\alpha = 1/m$. Written as
+# "normalize each **row** of a 2-D matrix",
 # the four norms are four ways to lay the activations `(N, C, H, W)` out as that matrix:
 #
 # | norm | the matrix | one row = one set of |
@@ -268,15 +280,15 @@ print(f"for comparison, eps / s^2 (largest over filters)    : {(1e-5 / cache['s'
 def normalize_rows(X, eps=1e-5):
     """Normalize every row of a 2-D matrix; returns x_hat and what backward needs."""
     xc = X - X.mean(axis=1, keepdims=True)
-    s = 1.0 / np.sqrt((xc * xc).mean(axis=1, keepdims=True) + eps)
-    x_hat = xc * s
-    return x_hat, (x_hat, s)
+    sigma = np.sqrt((xc * xc).mean(axis=1, keepdims=True) + eps)
+    x_hat = xc / sigma
+    return x_hat, (x_hat, sigma)
 
 
 def normalize_rows_backward(g, cache):
-    x_hat, s = cache
-    return s * (g - g.mean(axis=1, keepdims=True)
-                - x_hat * (g * x_hat).mean(axis=1, keepdims=True))
+    x_hat, sigma = cache
+    return (g - g.mean(axis=1, keepdims=True)
+            - x_hat * (g * x_hat).mean(axis=1, keepdims=True)) / sigma
 
 
 N, C, H, W_, Gr = 4, 6, 5, 5, 3
@@ -305,6 +317,20 @@ for name, (to_rows, from_rows, package_fn) in layouts.items():
     print(f"{name:<18}{shape:>14}{max_abs(from_rows(y_rows), Y):>17.1e}{max_abs(gx, X.grad):>18.1e}")
 
 # %% [markdown]
+# **Exercise 3.2.** Write GroupNorm's forward (no affine) with the one kernel above, the NumPy
+# `normalize_rows` of this section: only a reshape in and out. The checker compares it with
+# `F.group_norm` for 1, 2, 3 and $C$ groups.
+
+# %%
+def group_norm_rows(x, groups, eps=1e-5):
+    # YOUR CODE: x (N, C, H, W) -> normalized x, same shape
+    raise NotImplementedError
+
+
+# %%
+ex.check("group_norm_rows", ex.answer("group_norm_rows", group_norm_rows))
+
+# %% [markdown]
 # One kernel, four layouts, and the package's ops agree with it to rounding error in both
 # directions. (The package's ops also take the per-channel affine $\gamma \hat x + \beta$ of
 # eq. 2, left out here; its gradients are checked in section 4.)
@@ -312,7 +338,7 @@ for name, (to_rows, from_rows, package_fn) in layouts.items():
 # ## 3. WA, Weight Standardization, and a group norm over the weight matrix
 #
 # Apply the same kernel to the weight matrix `(out, n)`, one filter per row. Since
-# $s_\text{WA} = \sqrt{\alpha n v + \epsilon} = \sqrt{\alpha n}\,\sqrt{v + \epsilon/(\alpha n)}$,
+# $\rho = \sqrt{\alpha n v + \epsilon} = \sqrt{\alpha n}\,\sqrt{v + \epsilon/(\alpha n)}$,
 #
 # $$\mathrm{WA}(w) = \frac{1}{\sqrt{\alpha n}} \cdot \mathrm{normalize\_rows}\big(w;\ \epsilon' = \epsilon/(\alpha n)\big)
 #   = \sqrt{2/n}\ \cdot \mathrm{LN}(w) \quad (\alpha = \tfrac12).$$
@@ -370,19 +396,12 @@ for scale in [1.0, np.sqrt(2 / n), 1e-2, 1e-3, 1e-4, 1e-5]:
           f"{half_nv:12.2e}")
 
 # %% [markdown]
-# With $\epsilon = 0$ the identity holds at every scale. With the default $\epsilon$ the two
-# agree to within $10^{-4}$ at the Kaiming scale ($\operatorname{std} = \sqrt{2/n} \approx 0.17$)
-# and still to within $10^{-3}$ at $\operatorname{std} = 10^{-2}$. At $\operatorname{std} = 10^{-3}$,
-# where $\tfrac n2 v$ has come down to about $3\epsilon$, WA's output is 13 % smaller than the
-# identity says, and at $10^{-4}$ WA has shrunk the filter to a fifth while WS still
-# standardizes it (its $\epsilon$ only takes over near $\sigma \approx 10^{-5}$). So where
-# $\epsilon$ sits matters only for a filter whose weights are two orders of magnitude or more
-# below their initial scale.
-#
-# What the factor means in a network: the activation variance after a conv with WS filters is
-# $(n-1)/2$ times that with WA filters (the square of $\sqrt{(n-1)/2}$), per layer. Measured on one `3x3` conv
-# over 8 channels of ReLU'd Gaussian input (a norm layer after WS, as its authors use it,
-# would remove this again):
+# With $\epsilon = 0$ the identity holds at every scale; with the default $\epsilon$ the two agree
+# to $10^{-4}$ at the Kaiming scale and $10^{-3}$ at $\operatorname{std} = 10^{-2}$. Below that WA's
+# $\epsilon$ takes over first (13 % off at $10^{-3}$, a fifth at $10^{-4}$): where $\epsilon$ sits
+# matters only for filters shrunk by two orders of magnitude or more. In a network, WS filters
+# give $(n-1)/2$ times WA's activation variance per layer (one `3x3` conv over 8 channels of
+# ReLU'd Gaussian input; a norm after WS, as its authors use it, removes this again):
 
 # %%
 inp = F.relu(mg.Tensor(rng.standard_normal((64, in_ch, 16, 16))))
@@ -475,9 +494,9 @@ class StudentWeightAlignForgotMean(StudentWeightAlign):
 
     def backward(self, gy):
         c = self.cache
-        h = c["gamma"][:, None] * gy.reshape(c["x"].shape)
-        g_w = (h - c["alpha"] * c["x"] * (h * c["x"]).sum(axis=1, keepdims=True)) / c["s"]
-        return g_w.reshape(gy.shape), (gy.reshape(c["x"].shape) * c["x"]).sum(axis=1)
+        h = c["gamma"][:, None] * gy.reshape(c["u"].shape)
+        g_w = (h - c["alpha"] * c["u"] * (h * c["u"]).sum(axis=1, keepdims=True)) / c["rho"]
+        return g_w.reshape(gy.shape), (gy.reshape(c["u"].shape) * c["u"]).sum(axis=1)
 
 
 for op in (StudentWeightAlign, StudentWeightAlignForgotMean):
@@ -550,7 +569,7 @@ import tempfile
 
 from IPython.display import Image, display
 
-PICTURES = Path(tempfile.mkdtemp(prefix="wa_nb02_"))
+PICTURES = Path(tempfile.mkdtemp(prefix="wa_nb03_"))
 
 
 def show(dot_text, stem):
@@ -617,9 +636,9 @@ def wa_composed(w, gamma, eps=1e-5, alpha=0.5):
     v = named((d * d).mean(axis=1, keepdims=True), "v")
     alpha_n = mg.Tensor(np.asarray(alpha * n, dtype=w.dtype), name="alpha*n")
     eps_t = mg.Tensor(np.asarray(eps, dtype=w.dtype), name="eps")
-    s = named((v * alpha_n + eps_t).sqrt(), "s")
-    x = named(d / s, "x")
-    return named((gamma.reshape(-1, 1) * x).reshape(w.shape), "w_hat")
+    rho = named((v * alpha_n + eps_t).sqrt(), "rho")
+    u = named(d / rho, "u")
+    return named((gamma.reshape(-1, 1) * u).reshape(w.shape), "w_hat")
 
 
 def two_graphs(left, right, left_title, right_title):
@@ -649,15 +668,13 @@ show(two_graphs(viz.to_dot(composed), viz.to_dot(fused),
      "composed_vs_fused")
 
 # %% [markdown]
-# The left graph is eq. (10) as written, and autograd's backward through it is the staged
-# derivation of section 1, one primitive op per step: `Mean` gives $\mu$, `Sub` $d$, the
-# `Mul`/`Mean` pair $v$, `Sqrt` $s$, `Div` $x$. The places where the hand derivation had to add
-# two paths are the forks in the picture: `rows` feeds both `Mean` and `Sub` (step e), `d` feeds
-# both the square and `Div` (step d). The picture is also the argument for fusing: the composed
-# version runs a dozen ops backward, each a separate pass over filter-sized arrays, and keeps
-# every intermediate alive until backward; the fused op's backward is one formula and it keeps
-# two filter-sized arrays ($x$ and $d/s$). Both give the same numbers, and the fused one needs
-# less time and memory:
+# The left graph is eq. (10) as written, and autograd's backward through it is section 1's staged
+# derivation, one primitive op per step (`Mean` $\mu$, `Sub` $d$, `Mul`/`Mean` $v$, `Sqrt` $\rho$,
+# `Div` $u$); the two paths of steps (d) and (e) are the forks at `d` and `rows`. The composed
+# version runs a dozen ops backward and keeps every intermediate alive; the fused op's backward is
+# one formula and keeps one filter-sized array, $u$ (the package also keeps $d/\rho$, which
+# differs from $u$ only when centring is switched off), and $\rho$ per filter. Same numbers, less
+# time and memory:
 
 # %%
 composed.backward(np.ones(composed.shape))
@@ -705,16 +722,16 @@ for name, fn in (("composed", wa_composed), ("fused", WF.weight_align)):
           f"({held / wt.data.nbytes:.1f} x the weight), {best * 1e3:7.2f} ms")
 
 # %% [markdown]
-# In a network the weight re-parameterization is small next to the convolution itself (a
-# `3x3` conv over a `32x32` map does about 1000 multiply-adds per weight per sample), so the time
-# matters less than the clarity: one op, one derivation, one place to check.
+# In a network the re-parameterization is small next to the convolution (a `3x3` conv over a
+# `32x32` map does about 1000 multiply-adds per weight per sample): what counts is one op, one
+# derivation, one place to check.
 #
 # ## Summary
 #
-# * WA's backward, staged through $\mu, d, v, s, x, \hat w$, collapses to
-#   $\frac{\partial L}{\partial w} = \frac1s[h - \operatorname{mean}(h) - \alpha\, x \sum h x]$, $h = \gamma G$;
-#   NumPy versions of both match `wa.functional.weight_align` and finite differences.
-#   The gradient of each filter sums to 0 and is orthogonal to the centred filter.
+# * WA's backward, staged through $\mu, d, v, \rho, u, \hat w$, collapses to
+#   $\frac{\partial L}{\partial w} = \frac1\rho[h - \operatorname{mean}(h) - \alpha\, u \sum h u]$, $h = \gamma G$,
+#   and matches the package and finite differences; each filter's gradient sums to 0 and is
+#   orthogonal to the centred filter.
 # * BN, LN, IN and GN are one kernel, "normalize the rows", on four layouts of `(N, C, H, W)`.
 # * WA is that kernel on the `(out, n)` weight matrix times $\sqrt{2/n}$ (LayerNorm / one-group
 #   GroupNorm of the weights, with $\epsilon$ rescaled); WS differs by $\sqrt{2/(n-1)}$ (target

@@ -7,38 +7,28 @@
 # ---
 
 # %% [markdown]
-# # 01 · From BatchNorm to WeightAlign, one equation at a time
+# # 02 · From BatchNorm to WeightAlign, one equation at a time
 #
-# BatchNorm keeps every channel of a conv layer at mean 0 and variance 1 by *measuring* the
-# channel on the mini-batch. WeightAlign (WA; Shi, Li, Liu, van Gemert, ICPR 2020) asks whether the
-# same can be had from the **weights alone**: write the channel's mean and variance as functions of
-# the filter, then choose the filter so that they come out right. This notebook follows that argument
-# equation by equation (paper section III, eqs. (1)-(10), and the supplementary's symmetry argument,
-# eqs. (11)-(14)) and checks every step by Monte Carlo with the package's own ops
-# (`F.conv2d`, `F.im2col`, `F.matmul`, `F.relu`, `F.batch_norm`, `wa.functional.weight_align`,
-# `wa.models.build("plain8", ...)`), with the measured and the predicted value side by side.
+# BatchNorm keeps every channel of a conv layer at mean 0 and variance 1 by *measuring* it on the
+# mini-batch. WeightAlign (WA) gets the same from the **weights alone**: write the channel's mean
+# and variance as functions of the filter, then choose the filter so that they come out right.
+# This notebook follows that argument through eqs. (1)-(14) and checks each step by Monte Carlo with
+# the package's ops, measured and predicted side by side. Symbols: [NOTATION.md](NOTATION.md);
+# im2col: notebook 01.
 #
-# Two settings are kept apart throughout, because they do not always agree:
+# Two settings are kept apart, because they do not always agree: **the paper's model**, in which
+# weights are random, independent of the inputs, and expectations run over both (eqs. (4)-(8));
+# and **the network**, in which each channel has *one fixed filter*, exactly centred by WA, and
+# statistics run over images and pixels.
 #
-# * **the paper's model**: the weights are random variables drawn independently of the inputs, and
-#   expectations run over weights *and* inputs together (the assumption behind eqs. (4)-(8));
-# * **the network**: a layer has *one fixed filter per channel*, exactly centred by WA, applied to
-#   many inputs; a channel's statistics are taken over images and pixels for that one filter.
+# **In short** (stored full run): in the paper's model every equation holds. In the network WA
+# centres every channel (drift 0.01-0.04 std, against 0.5-1 for Kaiming), but eq. (8)'s "variance
+# kept" becomes "variance times $1-1/\pi\approx0.68$ per layer" (section 4), plus a per-channel
+# correlation term (7c) and a skew of order $1/n$ (8); $\gamma$ or a following norm absorbs the
+# factor (9).
 #
-# Where they disagree the notebook measures by how much and derives why. Equation numbers are the
-# paper's.
-#
-# **In short** (numbers from the stored full run): in the paper's model every equation holds to Monte
-# Carlo precision. In the network, WA does what eq. (6) promises, every channel centred (a drift of
-# 0.01-0.04 standard deviations, against 0.5-1 for the Kaiming baseline), but eq. (8)'s "variance
-# kept from layer to layer" becomes "variance multiplied by about $1-1/\pi\approx0.68$ per layer":
-# the exact centring removes the $E[y]^2$ part of eq. (7) (section 4), on top of which each channel
-# gets a correlation term of up to $\pm$30 % (section 7c) and a small skew (section 8). The
-# learnable $\gamma$ of eq. (10), or a following norm, absorbs the factor (section 9).
-#
-# **Settings that produced the stored outputs:** full mode (the environment variable `WA_QUICK` unset),
-# CPU, NumPy, seed 0; the sizes are printed by the next cell. `WA_QUICK=1` (used by the test suite)
-# runs the same code with fewer samples and smaller inputs, so its numbers are noisier.
+# **Stored outputs:** full mode (`WA_QUICK` unset), CPU, seed 0; `WA_QUICK=1` (the test suite)
+# uses fewer samples and smaller inputs.
 
 # %%
 import os
@@ -51,6 +41,10 @@ import minigrad as mg
 import minigrad.functional as F
 import wa
 import wa.functional as WF
+import _exercises as ex                     # the exercises' checkers (notebooks/_exercises.py)
+from wa import plotstyle
+
+plotstyle.use()
 
 QUICK = os.environ.get("WA_QUICK") == "1"   # quick mode: WA_QUICK=1; full mode: unset
 SEED = 0
@@ -124,7 +118,7 @@ table(["channel", "mu_B", "sigma_B", "mean x_hat", "std x_hat", "mean r", "beta"
 #
 # One output value of a conv layer is the dot product of the filter with the patch of inputs it
 # covers, $x = \mathbf w\cdot\mathbf y = \sum_{i=1}^{n} w_i y_i$, with $n = k\cdot k\cdot C_{in}$ the
-# fan-in (3). `F.im2col` lays out every such patch as one row of a matrix (notebook 04 draws it), so a
+# fan-in (3). `F.im2col` lays out every such patch as one row of a matrix (notebook 01 draws it), so a
 # whole conv layer is one matrix product. Everything below is about the mean and variance of such a
 # sum.
 
@@ -203,8 +197,8 @@ table(["w_i ~", "E[x] meas.", "s.e.", "eq. (4)", "Var[x] meas.", "s.e.", "eq. (5
 # (5), evaluated with the filter's own moments $\bar w$, $\overline{w^2}$, gives
 # $\sum w_i^2\,E[y^2] - (\sum w_i)^2E[y]^2/n$, which exceeds the true variance by exactly
 #
-# $$E[y]^2\Big(\sum_i w_i^2 - \tfrac1n\big(\textstyle\sum_i w_i\big)^2\Big) = n\,s_w^2\,E[y]^2,
-# \qquad s_w^2 = \text{the filter's variance}.$$
+# $$E[y]^2\Big(\sum_i w_i^2 - \tfrac1n\big(\textstyle\sum_i w_i\big)^2\Big) = n\,v\,E[y]^2,
+# \qquad v = \text{the filter's variance}.$$
 #
 # Where does that term live in the paper's model? With a random filter, $\sum_i w_i$ changes from draw
 # to draw ($\mathrm{Var}[\sum w_i] = n\mathrm{Var}[w]$), and so does the conditional mean
@@ -231,6 +225,17 @@ table(["filter", "E[x] meas.", "eq. (4)", "Var[x] meas.", "s.e.", "eq. (5)", "su
 print(f"\nWA filter: sum w = {w_wa.sum():.1e},  n Var[w] = {N_FAN * w_wa.var():.5f} (eq. 9: 2)")
 print(f"measured Var[x] / eq. (7) = {rows[1][3] / rows[1][5]:.4f};  Var[y]/E[y^2] = {Vy / Ey2:.4f};"
       f"  1 - 1/pi = {1 - 1/np.pi:.4f}")
+
+# %% [markdown]
+# **Exercise 2.1.** The factor by which a fixed, exactly centred filter's output variance falls
+# short of eq. (7): $\mathrm{Var}[y]/E[y^2]$ for $y = \mathrm{relu}(x)$, $x\sim N(0,1)$. Derive it (a
+# number; a Monte Carlo estimate good to 0.5 % also passes).
+
+# %%
+relu_var_fraction = None   # YOUR CODE
+
+# %%
+ex.check("relu_var_fraction", ex.answer("relu_var_fraction", relu_var_fraction))
 
 # %% [markdown]
 # ## 5. The ReLU halving, and eq. (8)
@@ -355,13 +360,10 @@ table(["layer", "iid: Var[x]", "ratio", "E[y^2]/Var", "skew", "WA: Var[x]", "rat
 print(f"\npredicted ratio: eq. (8) = 1 (iid weights);  centred filters: 1 - 1/pi = {1 - 1/np.pi:.4f}")
 
 # %% [markdown]
-# Under the paper's own model eq. (8) holds: the ratio is 1 and the pre-activations are symmetric
-# (skew near 0, so the ReLU halving holds, $E[y^2]/\mathrm{Var} = 0.5$). But the very same model with
-# **exactly centred** filters loses the factor $1-1/\pi$ per layer, although every ingredient of (8)
-# is still there. The reason is section 4, and it is about centring, not about the filter being
-# fixed: the i.i.d. filters keep the variance only because the random sum $\sum_i w_i$ times the
-# positive input mean $E[y]$ adds $n\mathrm{Var}[w]E[y]^2$ to $\mathrm{Var}[x]$, a contribution a
-# centred filter does not have.
+# Under the paper's own model eq. (8) holds: ratio 1, symmetric pre-activations, halving 0.5. The
+# same model with **exactly centred** filters loses $1-1/\pi$ per layer: section 4 is about
+# centring, not about the filter being fixed (the random sum $\sum_i w_i$ times $E[y]$ is what adds
+# $n\mathrm{Var}[w]E[y]^2$).
 #
 # ### 7b. The network: plain8 at initialisation
 #
@@ -408,16 +410,12 @@ table(["layer", "none: pooled Var", "within-ch.", "drift", "ratio", "wa: pooled 
 print(f"({time.perf_counter() - t:.1f} s)")
 
 # %% [markdown]
-# This is section 4 at network scale. The Kaiming net keeps its *pooled* variance roughly constant, as
-# eq. (8) promises, but a growing part of that variance is the spread of the channel means: each
-# fixed filter has a random $\sum_i w_i \neq 0$, so every channel sits at its own offset (a drift of
-# half a standard deviation or more from layer 2 on), and the variance *within* a channel shrinks.
-# WA removes the drift (the channel means stay within a few hundredths of a standard deviation of 0:
-# eq. (6) at work), and with it that part of the variance: the WA ratio is close to
-# $1-1/\pi \approx 0.68$ per layer, not 1. (Layer 1 sees the raw $N(0,1)$ input, not a ReLU output,
-# so (8)'s factor $\tfrac12$ does not apply there and $n\mathrm{Var}[w] = 2$ doubles the input
-# variance; the paper notes that the first layer would want $n\mathrm{Var}[w]=1$ but keeps the same
-# initialisation.)
+# Section 4 at network scale. The Kaiming net keeps its *pooled* variance roughly constant, as
+# eq. (8) promises, but a growing part of it is the spread of the channel means (each filter's
+# random $\sum_i w_i$ sets its channel's offset: a drift of half a std or more), so the variance
+# *within* a channel shrinks. WA removes the drift (eq. (6)) and with it that part: the ratio is
+# close to $1-1/\pi$. (Layer 1 sees the raw $N(0,1)$ input, no ReLU, so $n\mathrm{Var}[w] = 2$
+# doubles its variance; the paper keeps that initialisation there too.)
 #
 # ### 7c. Where exactly the WA net's variance goes
 #
@@ -493,38 +491,27 @@ ax.plot(ls[1:], var_rows[:, 4], "^-", label="per input: sum w_i^2 Var[y_i]")
 ax.plot(ls[1:], var_rows[:, 5], "kx-", ms=9, label="measured (within channel)")
 ax.set(yscale="log", title="Predicted vs measured Var[x_l], WA net", xlabel="conv layer l",
        ylabel="variance of the pre-activation")
-ax.legend(fontsize=8)
+ax.legend(fontsize=9)
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
 # Reading the table from left to right:
 #
-# * **eq. (8) vs eq. (7)**: equal up to the ReLU halving $E[y^2] = \tfrac12\mathrm{Var}[x_{l-1}]$, which
-#   holds to a percent or two (section 8 shows why it is not exact per channel).
-# * **eq. (7) vs centred**: the big step, a factor $\mathrm{Var}[y]/E[y^2]\approx 1-1/\pi$ at every
-#   layer: the exact centring of WA removes the $E[y]^2$ part (section 4). This alone explains the
-#   0.68 per layer.
-# * **centred vs per input**: a percent or two: the zero padding (border pixels see zeros, so the
-#   border taps of a patch have a smaller variance) and channels with different variances.
-# * **per input vs measured**: the correlation term. Averaged over the channels it is small
-#   (-0.5 % to -3 % in the full run), but for a single channel it ranges from about $\pm$30 % at
-#   layer 2 to $\pm$10 % at layer 7 (left plot; standard deviation over channels 12 % down to 4 %).
-#   Neighbouring pixels of one input channel are correlated, with a sign and size that differ from
-#   channel to channel (they share 6 of their 9 inputs, weighted by that channel's filter), and the
-#   channels at one pixel are correlated too (they are computed from the same patch). A filter then
-#   amplifies or cancels these correlated inputs depending on how its weights line up with them.
-#   The small *average* has a simple origin: if every pair of different inputs of a patch had the
-#   same covariance $\bar c$, a centred filter would give
-#   $\sum_{i\neq j}\hat w_i\hat w_j\bar c = \bar c\big((\sum_i\hat w_i)^2 - \sum_i\hat w_i^2\big)
-#   = -\bar c\sum_i \hat w_i^2$, a relative change of $-\bar c/\mathrm{Var}[y_i]$: the last column,
-#   which has the sign and the order of magnitude of the measured mean. Eq. (8) sees none of this,
-#   because it treats the inputs as independent.
-# * **channel means**: eq. (4) per channel, $E[x_c] = \sum_i \hat w_i E[y_i]$, matches the
-#   measurement exactly (it is linear). It would be 0 if all inputs shared one mean, since
-#   $\sum_i\hat w_i = 0$; they do not (the channels of $y$ have different variances, hence different
-#   ReLU means, and the padding zeros pull border means down), so a small drift of a few percent of
-#   a standard deviation remains. Compare the Kaiming net's ~0.5.
+# * **eq. (8) vs eq. (7)**: equal up to the ReLU halving, which holds to a percent or two.
+# * **eq. (7) vs centred**: the factor $1-1/\pi$ of section 4, at every layer; this alone
+#   explains the 0.68.
+# * **centred vs per input**: a percent or two, from the zero padding and unequal channels.
+# * **per input vs measured**: the correlation term. Its mean over channels is small (-0.5 % to
+#   -3 %); per channel it reaches about $\pm$30 % at layer 2 and $\pm$10 % at layer 7 (left plot).
+#   Neighbouring pixels share 6 of 9 inputs, and the channels at a pixel share a patch, so inputs
+#   are correlated, and a filter amplifies or cancels them depending on how its weights line up.
+#   If every pair of inputs had the same covariance $\bar c$, a centred filter would give
+#   $\sum_{i\neq j}\hat w_i\hat w_j\bar c = -\bar c\sum_i \hat w_i^2$, a relative change of
+#   $-\bar c/\mathrm{Var}[y_i]$: the last column, with the sign and size of the measured mean.
+# * **channel means**: $E[x_c] = \sum_i \hat w_i E[y_i]$ matches exactly; it is not 0 because the
+#   inputs do not share one mean (unequal channel variances, padding zeros), hence a drift of a
+#   few percent of a std, against ~0.5 for Kaiming.
 
 # %% [markdown]
 # ## 8. Symmetry: the supplementary's argument (VI, eqs. (11)-(14)) and where it stops
@@ -590,29 +577,46 @@ table(["X", "Y", "skew(X)", "skew(Y)", "skew(Z)", "max |f_Z(z) - f_Z(-z)| (eq. 1
 #
 # $$\mathrm{skew}(x\mid\hat{\mathbf w}) = \frac{\sum_i \hat w_i^3\,\kappa_3}{\big(\sum_i\hat w_i^2\,\mathrm{Var}[y]\big)^{3/2}},$$
 #
-# which is nonzero for a given filter (positive or negative, of order $1/\sqrt n$) and averages to 0 over
-# filters drawn from a symmetric distribution: the supplementary's symmetry holds *across* channels,
-# not *within* one. Measured for five fixed WA filters with the inputs of section 3:
+# which is nonzero for a given filter and averages to 0 over filters drawn from a symmetric
+# distribution: the supplementary's symmetry holds *across* channels, not *within* one. **How big
+# is it?** For such filters $\sum_i \hat w_i^3$ is a sum of $n$ zero-mean terms, of order
+# $\sqrt n$, while $(\sum_i \hat w_i^2)^{3/2}$ is of order $n^{3/2}$: the skew is of order
+# $1/n$, not $1/\sqrt n$. For Gaussian filters, centred as WA centres them,
+# $\mathrm{Var}[\sum_i d_i^3] \approx 6n\,\mathrm{Var}[w]^3$ (15 without the centring), so the
+# root mean square over filters is $\sqrt6\,\mathrm{skew}(y)/n$ to leading order. The table checks
+# the formula filter by filter (Monte Carlo, 8 filters per $n$) and the $1/n$ law over 4000
+# filters, asserting both:
 
 # %%
+S_SK = min(S_MC // 4, 40_000)
+y1 = F.relu(mg.tensor(rng.standard_normal(4_000_000 // (10 if QUICK else 1)))).numpy()
+skew_y = skew(y1)                                          # skew of relu(N(0, 1)), about 1.64
 rows = []
-for n_in, filters in [(9, 4), (N_FAN, 2)]:      # n = 9: one input channel, 3x3 (largest effect)
-    y = F.relu(mg.tensor(rng.standard_normal((S_MC, n_in)))).numpy()
-    k3 = ((y - y.mean()) ** 3).mean()                       # third central moment of the inputs
-    for k in range(filters):
-        wf = WF.weight_align(mg.tensor(rng.standard_normal((1, n_in)))).numpy()[0]
-        x = F.matmul(mg.tensor(y), mg.tensor(wf[:, None])).numpy()[:, 0]
-        rows.append([n_in, f"fixed #{k}", skew(x), (wf ** 3).sum() * k3 / ((wf ** 2).sum() * y.var()) ** 1.5])
-    x_fresh = dot_fresh(WF.weight_align(mg.tensor(rng.standard_normal((S_MC, n_in)))).numpy(), y)
-    rows.append([n_in, "fresh per draw", skew(x_fresh), 0.0])
-table(["n", "filter", "skew measured", "skew predicted"], rows)
-print(f"(Monte Carlo s.e. of a skewness with {S_MC} draws: about {np.sqrt(6 / S_MC):.3f})")
+for n_in in (9, 36, 144, 576):
+    y = F.relu(mg.tensor(rng.standard_normal((S_SK, n_in)))).numpy()
+    k3 = ((y - y.mean()) ** 3).mean()                      # third central moment of the inputs
+    u = WF.weight_align(mg.tensor(rng.standard_normal((8, n_in)))).numpy()   # 8 fixed WA filters
+    x = F.matmul(mg.tensor(y), mg.tensor(u.T)).numpy()     # (S_SK, 8): each filter on every input
+    measured = skew(x, axis=0)
+    formula = (u ** 3).sum(1) * k3 / ((u ** 2).sum(1) * y.var()) ** 1.5
+    assert np.abs(measured - formula).max() < 5 * np.sqrt(6 / S_SK), (n_in, measured, formula)
+    d = rng.standard_normal((4000, n_in))
+    d -= d.mean(axis=1, keepdims=True)                     # centred Gaussian filters
+    rms = np.sqrt((((d ** 3).sum(1) / ((d ** 2).sum(1)) ** 1.5 * skew_y) ** 2).mean())
+    predicted = np.sqrt(6) * skew_y / n_in
+    assert 0.6 < rms / predicted < 1.1 and (n_in < 36 or abs(rms / predicted - 1) < 0.1), (n_in, rms)
+    rows.append([n_in, np.abs(measured - formula).max(), np.sqrt((measured ** 2).mean()),
+                 np.sqrt((formula ** 2).mean()), rms, predicted, n_in * rms])
+table(["n", "max |meas. - formula|", "rms skew, 8 filters", "formula, same 8", "rms, 4000 filters",
+       "sqrt(6) skew(y)/n", "n * rms"], rows)
+print(f"skew(y) = {skew_y:.3f};  Monte Carlo s.e. of one skewness ({S_SK} draws): {np.sqrt(6 / S_SK):.4f}")
 
 # %% [markdown]
-# The prediction matches wherever the effect is larger than the Monte Carlo error (at $n = 144$ it
-# is about as small as that error). In the WA network, then, each channel has its own small skew,
-# and the ReLU halving holds per channel only approximately. Both measured at layer 3 of the plain8
-# WA net (the layer Fig. 2 shows):
+# The formula matches each filter to within three Monte Carlo standard errors (at $n = 576$ the
+# skew itself is below that error), and $n\cdot\mathrm{rms}$ settles to a constant: the $1/n$ law,
+# whose leading order is 40 % high at $n = 9$ and within 10 % from $n = 36$. In the WA network each
+# channel therefore has its own small skew, and the ReLU halving holds per channel only
+# approximately. Both measured at layer 3 of the plain8 WA net (the layer Fig. 2 shows):
 
 # %%
 l = 2                                                    # index 2 = conv layer 3
@@ -649,19 +653,12 @@ print(f"layer 3: pooled skew {skew(a.ravel()):.3f};  per-channel skew mean {sk.m
 # %% [markdown]
 # ## 9. What it means for a deep WA network
 #
-# Putting it together, at initialisation a WA layer does not keep the variance as eq. (8) says; it
-# multiplies it by about $1-1/\pi \approx 0.68$ (the exact centring removes the $E[y]^2$ part), up to
-# a few percent of correlation and padding effects that vary from channel to channel. Over $L$ layers
-# the variance shrinks like $0.68^{L}$: $0.1$ after 6 layers, $7\cdot10^{-3}$ after 13 (VGG16), and
-# $10^{-8}$ after 48. Three things absorb it:
-#
-# * **$\gamma$**: the per-filter scale of eq. (10) is learnable, so training can grow it; or it can
-#   start at $1/\sqrt{1-1/\pi}\approx 1.21$ (equivalently $\alpha = \tfrac12(1-1/\pi)$ instead of
-#   $\tfrac12$ in (9)), which restores a ratio of about 1;
-# * **a following activation norm**: WA+GN (the paper's best combination) renormalises every layer;
-# * **bias-free ReLU networks are positively homogeneous**: a global scale of the activations does
-#   not change the predicted class, only the scale of the logits and of the gradients (the residual
-#   nets also use Fixup, which sets its own scales).
+# At initialisation a WA layer multiplies the variance by about $1-1/\pi$, up to a few percent of
+# correlation and padding effects: $0.68^{L}$ over $L$ layers, $7\cdot10^{-3}$ after 13 (VGG16),
+# $10^{-8}$ after 48. Three things absorb it: **$\gamma$**, learnable, or started at
+# $1/\sqrt{1-1/\pi}\approx 1.21$ (equivalently $\alpha = \tfrac12(1-1/\pi)$ in (9)); **a following
+# activation norm** (GN+WA, the paper's best combination); and **positive homogeneity**: a global
+# scale of a bias-free ReLU net's activations does not change the predicted class.
 #
 # The plot compares, on the same plain8 and the same input: the Kaiming net (pooled and within-channel),
 # WA with $\gamma = 1$, WA with $\gamma = 1/\sqrt{1-1/\pi}$, and GN+WA.
@@ -681,7 +678,7 @@ ax.plot(ls, 2 * (1 - 1 / np.pi) ** (ls - 1), "--", color="grey", label="2 (1 - 1
 ax.axhline(2, color="grey", lw=0.8, label="eq. (8) with (9): constant")
 ax.set(yscale="log", title="Variance of the pre-activation through plain8 at initialisation",
        xlabel="conv layer l", ylabel="Var[x_l]")
-ax.legend(fontsize=8)
+ax.legend(fontsize=9, ncol=2)
 plt.tight_layout()
 plt.show()
 within = {name: [a.var(axis=(0, 2, 3)).mean() for a in acts] for name, acts in variants.items()}
@@ -693,6 +690,22 @@ table(["layer"] + list(variants) + ["none, pooled"],
 print(f"({time.perf_counter() - t:.1f} s)")
 
 # %% [markdown]
+# **Exercise 2.2.** Supplementary VIII-A replaces eq. (9)'s $\tfrac n2$ by other multiples of $n$:
+# WA then sets $\alpha n\mathrm{Var}[\hat w] = 1$. Write the per-layer variance ratio
+# $\mathrm{Var}[x_l]/\mathrm{Var}[x_{l-1}]$ of exactly centred filters as a function of $\alpha$
+# (ReLU inputs from a symmetric $x_{l-1}$); the checker measures it by Monte Carlo. Notebook 04
+# runs plain8 with several $\alpha$.
+
+# %%
+def centred_variance_ratio(alpha):
+    # YOUR CODE
+    raise NotImplementedError
+
+
+# %%
+ex.check("centred_variance_ratio", ex.answer("centred_variance_ratio", centred_variance_ratio))
+
+# %% [markdown]
 # ## Summary
 #
 # | eq. | statement | paper's model (random weights) | the WA network (one fixed, centred filter) |
@@ -702,9 +715,9 @@ print(f"({time.perf_counter() - t:.1f} s)")
 # | (4) | $E[x] = nE[w]E[y]$ | holds | holds with the filter's own mean; with WA $E[x_c]=\sum \hat w_iE[y_i]$, small but $\neq 0$ because inputs do not share one mean |
 # | (5), (7) | $\mathrm{Var}[x] = n\mathrm{Var}[w]E[y^2]$ | holds | over-predicts: its $n\mathrm{Var}[w]E[y]^2$ part is the spread of the channel *means*; with WA the variance is $\sum\hat w_i^2\mathrm{Var}[y]$, i.e. $\times(1-1/\pi)$, plus a per-channel correlation term (std 4-12 % over channels, mean -0.5 to -3 %) |
 # | (6) | $E[w]=0$ | in distribution | exactly, per filter; removes the drift (0.01-0.04 std, against 0.5-1 for Kaiming) |
-# | (8) | ReLU halving, variance kept | holds (ratio 1, symmetric $x$) | ratio $\approx 0.66$-$0.68$ per layer; halving holds on average, per channel only approximately (skew $O(1/\sqrt n)$) |
+# | (8) | ReLU halving, variance kept | holds (ratio 1, symmetric $x$) | ratio $\approx 0.66$-$0.68$ per layer; halving holds on average, per channel only approximately |
 # | (9)-(10) | $\tfrac n2\mathrm{Var}[\hat w]=\gamma^2$ | - | exact up to $\epsilon$ |
-# | (11)-(14) | symmetric weight $\Rightarrow$ symmetric $x$ | holds | across channels; within a channel $\mathrm{skew} = \sum\hat w_i^3\kappa_3/(\dots)^{3/2}\neq 0$ |
+# | (11)-(14) | symmetric weight $\Rightarrow$ symmetric $x$ | holds | across channels; within a channel $\mathrm{skew} = \sum\hat w_i^3\kappa_3/(\dots)^{3/2}\neq 0$, of order $1/n$ (rms $\sqrt6\,\mathrm{skew}(y)/n$) |
 #
 # WA does what it is for: every channel is centred, by construction, on every batch, with no batch
 # statistics. The variance bookkeeping of eq. (8) is off by a constant factor $1-1/\pi$ per layer for

@@ -7,28 +7,24 @@
 # ---
 
 # %% [markdown]
-# # 04 · Convolution as one matrix product: im2col and col2im
+# # 01 · Convolution as one matrix product: im2col and col2im
 #
-# Every conv layer in this project (plain, WA, WS, WN) ends in `minigrad.functional.conv2d`, and
-# `conv2d` is one matrix product: lay out every receptive field of the input as a row of a matrix
-# (**im2col**), multiply by the filters laid out as columns, and the product *is* the output. Its
-# backward needs the transpose of that layout (**col2im**). This notebook takes the construction
-# apart on examples small enough to print, checks it against the definition of convolution, proves
-# numerically that col2im is the adjoint of im2col (and why that makes it the backward pass), and
-# measures what it costs: memory, and time against a naive loop and against a plain matrix product.
-#
-# The implementation is `minigrad/ops/conv.py`; its module docstring states the layout:
+# First in the reading order: every conv layer of the project ends in `F.conv2d`, and `conv2d`
+# is one matrix product. Lay out every receptive field of the input as a row of a matrix
+# (**im2col**), multiply by the filters laid out as columns, and the product *is* the output; the
+# backward pass needs the transpose of that layout (**col2im**). Below: the layout on examples small
+# enough to print, a check against the definition, col2im as the adjoint of im2col and hence the
+# backward pass, and the cost in memory and time. Symbols: [NOTATION.md](NOTATION.md). The layout
+# (`minigrad/ops/conv.py`):
 #
 #     cols = im2col(x)  has shape (N*Ho*Wo, kh*kw*C)
 #     row  (n*Ho + ho)*Wo + wo      is output pixel (n, ho, wo)
 #     col  (i*kw + j)*C + c         is kernel tap (i, j) of input channel c
-#     cols[row, col] = x_pad[n, c, ho*s + i*d, wo*s + j*d]
+#     cols[row, col] = x_pad[n, c, ho*s + i*δ, wo*s + j*δ]     (s stride, δ dilation)
 #
-# **Settings that produced the stored outputs:** full mode (the environment variable `WA_QUICK`
-# unset), CPU, NumPy with a single BLAS thread, seed 0, on the 2-core machine the project was
-# developed on (timings depend on the machine and on its load; the printed numbers are the best of
-# several interleaved repeats). The next cell prints the versions and the load. `WA_QUICK=1` (used by the test suite) runs smaller sizes and fewer
-# repeats.
+# **Stored outputs:** full mode (`WA_QUICK` unset), CPU, one BLAS thread, seed 0, a shared 2-core
+# machine (timings: best of interleaved repeats; they depend on the load, printed below).
+# `WA_QUICK=1` (the test suite) runs smaller sizes.
 
 # %%
 import os
@@ -48,6 +44,10 @@ from matplotlib.patches import Rectangle
 
 import minigrad as mg
 import minigrad.functional as F
+import _exercises as ex                     # the exercises' checkers (notebooks/_exercises.py)
+from wa import plotstyle
+
+plotstyle.use()
 
 QUICK = os.environ.get("WA_QUICK") == "1"   # quick mode: WA_QUICK=1; full mode: unset
 SEED = 0
@@ -117,13 +117,13 @@ for r, (ho, wo) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
                            ec=colors[r], lw=2.5, label=f"window of output ({ho}, {wo}) = row {r}"))
 ax.set(title="Input 4x4: the four 3x3 receptive fields", xticks=range(4), yticks=range(4),
        xlabel="w (column)", ylabel="h (row)")
-ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), fontsize=8, ncol=2)
+ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2)
 ax = axes[1]
 ax.imshow(np.zeros_like(cols), cmap="Greys", vmin=0, vmax=1, aspect="auto")
 for r in range(cols.shape[0]):
     for c in range(cols.shape[1]):
         p = int(cols[r, c]) - 1
-        ax.text(c, r, f"{p + 1}\n(h{p // 4},w{p % 4})", ha="center", va="center", fontsize=9,
+        ax.text(c, r, f"{p + 1}\n(h{p // 4},w{p % 4})", ha="center", va="center", fontsize=10,
                 color=colors[r])
 ax.set(title="im2col matrix (4 x 9): each entry is the input pixel it copies",
        xticks=range(9), xticklabels=[f"({i},{j})" for i in range(3) for j in range(3)],
@@ -151,11 +151,25 @@ print(cols2)
 
 
 # %% [markdown]
+# **Exercise 1.1.** Write the shape of `F.im2col(x, k, stride, padding, dilation)` for an input of
+# shape `(N, C, H, W)` (a `k x k` kernel); the checker compares it with `F.im2col` on five
+# geometries, dilation included.
+
+# %%
+def im2col_shape(N, C, H, W, k, stride=1, padding=0, dilation=1):
+    # YOUR CODE: return (rows, columns)
+    raise NotImplementedError
+
+
+# %%
+ex.check("im2col_shape", ex.answer("im2col_shape", im2col_shape))
+
+# %% [markdown]
 # ## 2. The naive loop against im2col
 #
 # The definition of a (cross-correlation) convolution, one output value at a time:
 #
-# $$y[n, o, h_o, w_o] = b_o + \sum_{c, i, j} x_{pad}[n, c,\; h_o s + i d,\; w_o s + j d]\; w[o, c, i, j].$$
+# $$y[n, o, h_o, w_o] = b_o + \sum_{c, i, j} x_{pad}[n, c,\; h_o s + i \delta,\; w_o s + j \delta]\; w[o, c, i, j].$$
 #
 # With the filters flattened in the same $(i, j, c)$ order, $W_{mat}[(i k_w + j)C + c,\, o] =
 # w[o, c, i, j]$, the sum over $(c, i, j)$ for every output pixel at once is
@@ -271,13 +285,12 @@ plt.show()
 # \nabla_x L = \mathrm{col2im}\big(\nabla_Y L\; W_{mat}^\top\big),$$
 #
 # two more matrix products and one col2im. For stride 1 the input gradient is also a *convolution*:
-# input pixel $a$ was read by output pixel $a + p - i d$ through tap $i$, so it receives
-# $\sum_i g[a + p - i d]\,w[i]$, a stride-1 convolution of the upstream gradient with the kernel
-# flipped in both spatial axes and its input/output channels swapped, with padding $d(k-1) - p$.
-# `F.conv2d` computes it that way for stride 1 (it reads memory in order, which is faster than the
-# scattered adds of col2im) and with col2im otherwise; both are the same numbers. Checked against the
-# autograd of `F.conv2d`, and with `mg.gradcheck` (finite differences in float64, random upstream
-# gradient) on im2col and col2im:
+# input pixel $a$ was read by output pixel $a + p - i\delta$ through tap $i$, so it receives
+# $\sum_i g[a + p - i\delta]\,w[i]$, a stride-1 convolution of the upstream gradient with the kernel
+# flipped in both spatial axes and its input/output channels swapped, with padding $\delta(k-1) - p$.
+# `F.conv2d` computes it that way for stride 1 (reading memory in order is faster than col2im's
+# scattered adds), and with col2im otherwise (Exercise 1.2). Checked against the autograd of
+# `F.conv2d`, and with `mg.gradcheck` (float64 finite differences) on im2col and col2im:
 
 # %%
 N, C, H, O, k = 2, 3, 6, 4, 3
@@ -294,13 +307,24 @@ gx = F.col2im(mg.tensor(g_rows @ w_mat.T), xt.shape, k, padding=1).numpy()
 gw = (cols.T @ g_rows).reshape(k, k, C, O).transpose(3, 2, 0, 1)
 print("max |x.grad - col2im(dL/dY W_mat^T)| =", np.abs(np.asarray(xt.grad) - gx).max())
 print("max |w.grad - cols^T dL/dY|          =", np.abs(np.asarray(wt.grad) - gw).max())
-w_flip = np.ascontiguousarray(wt.numpy()[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))   # (C, O, k, k)
-gx_conv = F.conv2d(mg.tensor(g), mg.tensor(w_flip), padding=(k - 1) - 1).numpy()
-print("max |col2im(...) - conv2d(dL/dy, flipped kernel)| =", np.abs(gx - gx_conv).max())
 for name, fn, inp in [("im2col", lambda t: F.im2col(t, 3, 2, 1), rng.standard_normal((2, 3, 5, 5))),
                       ("col2im", lambda t: F.col2im(t, (2, 3, 5, 5), 3, 2, 1), rng.standard_normal((18, 27)))]:
     mg.gradcheck(fn, [mg.tensor(inp, requires_grad=True)])
     print(f"mg.gradcheck({name}) passed")
+
+# %% [markdown]
+# **Exercise 1.2.** Write the input gradient of a stride-1 `F.conv2d(x, w, padding=p)` as one
+# `F.conv2d` of the upstream gradient `g` (NumPy arrays in, a NumPy array out); the checker
+# compares it with autograd on four geometries.
+
+# %%
+def conv_input_grad(g, w, padding):
+    # YOUR CODE: flip w, swap its channel axes, choose the padding; one F.conv2d
+    raise NotImplementedError
+
+
+# %%
+ex.check("conv_input_grad", ex.answer("conv_input_grad", conv_input_grad))
 
 # %% [markdown]
 # ## 4. What it costs in memory
@@ -422,15 +446,15 @@ table(["conv (N x C x H x W -> O)", "GEMM shape", "conv2d GFLOP/s", "matmul GFLO
 print(f"(load average after the measurement: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
       if hasattr(os, "getloadavg") else "")
 
-fig, ax = plt.subplots(figsize=(9, 4))
+fig, ax = plt.subplots(figsize=(10, 4.5))
 pos = np.arange(len(bars))
 for k, (label, off) in enumerate([("F.conv2d forward", -0.27), ("F.matmul, same shape", 0.0),
                                   ("F.conv2d forward + backward (3x the flops)", 0.27)]):
     ax.bar(pos + off, [bar[k + 1] for bar in bars], width=0.27, label=label)
 ax.set(xticks=pos, title="Throughput of conv2d against a plain matrix product",
        xlabel="layer (input N x C x H x W -> O filters, 3x3, padding 1)", ylabel="GFLOP/s")
-ax.set_xticklabels([bar[0] for bar in bars], fontsize=8)
-ax.legend(fontsize=8)
+ax.set_xticklabels([bar[0] for bar in bars], rotation=15)
+ax.legend()
 plt.tight_layout()
 plt.show()
 

@@ -1,0 +1,274 @@
+"""Exercises of the notebooks: the checkers, and a reference answer for each.
+
+A notebook leaves every exercise open: the reader writes a function or a number in the cell
+marked `# YOUR CODE`, and the next cell calls `check(name, answer)`, which compares the answer
+with the true value on a few cases and prints one line: PASS, how far off and where to look, or
+"not attempted yet" while the answer is still None or raises NotImplementedError.
+
+    import _exercises as ex
+    answer = ex.answer("im2col_shape", my_function)   # the reference when WA_SOLUTIONS=1
+    ex.check("im2col_shape", answer)
+
+With the environment variable WA_SOLUTIONS=1 (the test suite sets it), `answer` hands back the
+reference answer, so every checker runs on every test run, and a checker that does not pass
+raises. tests/notebooks/test_exercises.py shows that each checker fails on a wrong answer.
+The true values come from the package itself (autograd, F.im2col, F.group_norm, ...) wherever
+they can, not from the reference answers.
+"""
+import os
+
+import numpy as np
+
+import minigrad as mg
+import minigrad.functional as F
+import wa.functional as WF
+
+SOLUTIONS = os.environ.get("WA_SOLUTIONS") == "1"
+
+
+# --- reference answers --------------------------------------------------------------------
+def im2col_shape(N, C, H, W, k, stride=1, padding=0, dilation=1):
+    ho = (H + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    wo = (W + 2 * padding - dilation * (k - 1) - 1) // stride + 1
+    return (N * ho * wo, k * k * C)
+
+
+def conv_input_grad(g, w, padding):
+    """dL/dx of a stride-1 conv2d(x, w, padding): conv2d of g with w flipped, in/out swapped."""
+    k = w.shape[2]
+    w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    return F.conv2d(mg.tensor(g), mg.tensor(w_flip), padding=k - 1 - padding).numpy()
+
+
+def centred_variance_ratio(alpha):
+    """Var[x_l] / Var[x_(l-1)] of exactly centred filters with alpha * n * Var[w_hat] = 1."""
+    return (1 - 1 / np.pi) / (2 * alpha)
+
+
+def wa_backward_nocenter(G, w, gamma, alpha=0.5, eps=1e-5):
+    """dL/dw of w_hat = gamma * w / rho, rho = sqrt(alpha n v + eps), v = Var of each row."""
+    n = w.shape[1]
+    d = w - w.mean(axis=1, keepdims=True)
+    rho = np.sqrt(alpha * n * (d * d).mean(axis=1, keepdims=True) + eps)
+    h = gamma[:, None] * G
+    return (h - alpha * (d / rho) * (h * w / rho).sum(axis=1, keepdims=True)) / rho
+
+
+def normalize_rows(X, eps=1e-5):
+    """The one kernel of notebook 03: every row of a 2-D matrix to mean 0, variance 1."""
+    xc = X - X.mean(axis=1, keepdims=True)
+    return xc / np.sqrt((xc * xc).mean(axis=1, keepdims=True) + eps)
+
+
+def group_norm_rows(x, groups, eps=1e-5):
+    N = x.shape[0]
+    return normalize_rows(x.reshape(N * groups, -1), eps).reshape(x.shape)
+
+
+def eq8_factor(w_hat):
+    """The factor 1/2 n Var[w_hat] of eq. (8), averaged over the filters of a layer."""
+    rows = w_hat.reshape(w_hat.shape[0], -1)
+    return 0.5 * rows.shape[1] * rows.var(axis=1).mean()
+
+
+def channel_drift(a):
+    """mean over channels of |E[x_c]| / std(x_c), statistics over (N, H, W)."""
+    return (np.abs(a.mean(axis=(0, 2, 3))) / a.std(axis=(0, 2, 3))).mean()
+
+
+def optimizer_steps(n_train, batch, epochs):
+    return (n_train // batch) * epochs
+
+
+def se_of_difference(p1, p2, n):
+    return np.sqrt(p1 * (1 - p1) / n + p2 * (1 - p2) / n)
+
+
+REFERENCE = {
+    "im2col_shape": im2col_shape,
+    "conv_input_grad": conv_input_grad,
+    "relu_var_fraction": 1 - 1 / np.pi,
+    "centred_variance_ratio": centred_variance_ratio,
+    "wa_backward_nocenter": wa_backward_nocenter,
+    "group_norm_rows": group_norm_rows,
+    "eq8_factor": eq8_factor,
+    "channel_drift": channel_drift,
+    "optimizer_steps": optimizer_steps,
+    "se_of_difference": se_of_difference,
+}
+
+
+# --- the true values each checker compares with --------------------------------------------
+def _rng():
+    return np.random.default_rng(1234)
+
+
+def _cases_im2col_shape():
+    for geo in [(2, 3, 8, 8, 3, 1, 0, 1), (1, 4, 9, 7, 3, 2, 1, 1), (2, 2, 10, 10, 3, 1, 2, 2),
+                (1, 5, 6, 6, 1, 2, 0, 1), (3, 1, 7, 7, 2, 3, 1, 1)]:
+        x = mg.tensor(np.zeros(geo[:4]))
+        truth = F.im2col(x, geo[4], geo[5], geo[6], geo[7]).shape
+        yield f"N,C,H,W,k,s,p,d = {geo}", (geo, {}), np.array(truth)
+
+
+def _cases_conv_input_grad():
+    rng = _rng()
+    for C, O, H, k, p in [(3, 4, 6, 3, 1), (2, 5, 7, 3, 0), (2, 3, 8, 5, 2), (1, 2, 5, 1, 0)]:
+        x = mg.tensor(rng.standard_normal((2, C, H, H)), requires_grad=True)
+        w = rng.standard_normal((O, C, k, k))
+        y = F.conv2d(x, mg.tensor(w), padding=p)
+        g = rng.standard_normal(y.shape)
+        y.backward(mg.tensor(g))
+        yield f"C={C} O={O} {H}x{H} k={k} padding={p}", ((g, w, p), {}), np.asarray(x.grad)
+
+
+def _cases_relu_var_fraction():
+    y = np.maximum(np.random.default_rng(0).standard_normal(2_000_000), 0)
+    yield "Var[y]/E[y^2] for y = relu(N(0,1)), by 2e6-draw Monte Carlo", None, y.var() / (y * y).mean()
+
+
+def _cases_centred_variance_ratio():
+    rng = _rng()
+    n = 576
+    y = np.maximum(rng.standard_normal((20_000, n)), 0)       # i.i.d. ReLU inputs, Var[x_(l-1)] = 1
+    for alpha in (0.5, 0.25, 1.0, 1 / 3):
+        w = rng.standard_normal(n)
+        w = (w - w.mean()) / np.sqrt(alpha * n * w.var())       # centred, alpha n Var[w] = 1
+        yield f"alpha = {alpha:.3g} (Monte Carlo, n = {n})", ((alpha,), {}), (y @ w).var()
+
+
+def _cases_wa_backward_nocenter():
+    rng = _rng()
+    for out, n, alpha, eps in [(4, 27, 0.5, 1e-5), (6, 72, 0.25, 1e-5), (3, 9, 0.5, 0.0)]:
+        w = rng.normal(0.1, 0.3, (out, n))                       # a nonzero mean on purpose
+        gamma = rng.uniform(0.5, 1.5, out)
+        G = rng.standard_normal((out, n))
+        W = mg.Tensor(w.copy(), requires_grad=True)
+        WF.weight_align(W, mg.Tensor(gamma), eps=eps, alpha=alpha, center=False).backward(G)
+        yield (f"out={out} n={n} alpha={alpha} eps={eps}", ((G, w, gamma), dict(alpha=alpha, eps=eps)),
+               np.asarray(W.grad))
+
+
+def _cases_group_norm_rows():
+    rng = _rng()
+    for shape, groups in [((2, 6, 4, 4), 3), ((3, 4, 5, 5), 1), ((2, 4, 3, 3), 4), ((2, 8, 2, 2), 2)]:
+        x = rng.normal(1.0, 2.0, shape)
+        yield f"x {shape}, {groups} groups", ((x, groups), {}), F.group_norm(mg.tensor(x), groups).numpy()
+
+
+def _cases_eq8_factor():
+    rng = _rng()
+    for shape, scale in [((8, 4, 3, 3), 1.0), ((16, 16, 3, 3), 0.1), ((4, 2, 5, 5), 3.0)]:
+        w = rng.normal(0.2, scale, shape)
+        rows = w.reshape(shape[0], -1)
+        truth = np.mean([0.5 * r.size * np.mean((r - r.mean()) ** 2) for r in rows])
+        yield f"weight {shape}", ((w,), {}), truth
+
+
+def _cases_channel_drift():
+    rng = _rng()
+    for shape in [(8, 4, 5, 5), (4, 6, 3, 3)]:
+        a = rng.normal(rng.normal(0, 1, (1, shape[1], 1, 1)), rng.uniform(0.5, 2, (1, shape[1], 1, 1)),
+                       shape)
+        truth = np.mean([abs(a[:, c].mean()) / a[:, c].std() for c in range(shape[1])])
+        yield f"activations {shape}", ((a,), {}), truth
+
+
+def _cases_optimizer_steps():
+    for n, b, e in [(1504, 64, 15), (1504, 2, 15), (1000, 3, 2), (50_000, 128, 1)]:
+        steps = sum(1 for _ in range(e) for start in range(0, n, b) if start + b <= n)
+        yield f"{n} images, batch {b}, {e} epochs", ((n, b, e), {}), steps
+
+
+def _cases_se_of_difference():
+    rng = _rng()
+    for p1, p2, n in [(0.631, 0.703, 360), (0.3, 0.3, 1000), (0.05, 0.1, 10_000)]:
+        # the standard deviation of the difference of two independent binomial error rates,
+        # by simulation (1e5 repeats): the checker's tolerance allows its noise
+        e1 = rng.binomial(n, p1, 100_000) / n
+        e2 = rng.binomial(n, p2, 100_000) / n
+        yield f"p1={p1} p2={p2} n={n} (simulated)", ((p1, p2, n), {}), (e1 - e2).std()
+
+
+EXERCISES = {   # name: (cases, relative tolerance, where to look)
+    "im2col_shape": (_cases_im2col_shape, 0.0,
+                     "the output size (H + 2p - d(k-1) - 1)//s + 1, section 2's formula; "
+                     "one row per output pixel, one column per kernel tap and channel"),
+    "conv_input_grad": (_cases_conv_input_grad, 1e-8,
+                        "section 3: flip the kernel in both spatial axes, swap in/out channels "
+                        "(transpose(1, 0, 2, 3)), padding k - 1 - p"),
+    "relu_var_fraction": (_cases_relu_var_fraction, 5e-3,
+                          "section 4: Var[y] = E[y^2] - E[y]^2 with E[y] = 1/sqrt(2 pi), E[y^2] = 1/2"),
+    "centred_variance_ratio": (_cases_centred_variance_ratio, 0.03,
+                               "eq. (8) with alpha n Var[w] = 1 instead of (9), times section 4's "
+                               "factor Var[y]/E[y^2] for a centred filter"),
+    "wa_backward_nocenter": (_cases_wa_backward_nocenter, 1e-8,
+                             "section 1's stages with d = w - mu replaced by w in x = w / s: "
+                             "v still uses the centred d, so the mean path of v vanishes; "
+                             "no '- mean(h)' term"),
+    "group_norm_rows": (_cases_group_norm_rows, 1e-8,
+                        "section 2's table: x.reshape(N * G, -1), one row per sample and group"),
+    "eq8_factor": (_cases_eq8_factor, 1e-10,
+                   "eq. (8): 1/2 n Var[w], n = in_channels * k * k (the fan-in), Var over each "
+                   "filter's own weights, then the mean over filters"),
+    "channel_drift": (_cases_channel_drift, 1e-10,
+                      "statistics per channel over axes (0, 2, 3), then the mean over channels"),
+    "optimizer_steps": (_cases_optimizer_steps, 0.0,
+                        "drop_last: a partial batch at the end of an epoch is dropped"),
+    "se_of_difference": (_cases_se_of_difference, 0.02,
+                         "two independent errors: variances p(1-p)/n add, then the square root"),
+}
+
+
+def answer(name, mine):
+    """The reader's answer, or the reference answer when WA_SOLUTIONS=1."""
+    if name not in REFERENCE:
+        raise KeyError(f"no exercise {name!r}; there are {sorted(REFERENCE)}")
+    return REFERENCE[name] if SOLUTIONS else mine
+
+
+def _rel_error(mine, truth):
+    mine = np.asarray(mine, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    if mine.shape != truth.shape:
+        return np.inf, f"shape {mine.shape}, expected {truth.shape}"
+    scale = max(np.linalg.norm(truth), 1e-300)
+    err = np.linalg.norm(mine - truth) / scale
+    return err, f"{np.asarray(mine).ravel()[:4]} vs {np.asarray(truth).ravel()[:4]}"
+
+
+def check(name, mine, quiet=False):
+    """Check an answer: True (pass), False (wrong) or None (not attempted). Prints one line.
+
+    With WA_SOLUTIONS=1 a checker that does not pass raises AssertionError."""
+    cases, tol, hint = EXERCISES[name]
+    say = (lambda s: None) if quiet else print
+    if mine is None:
+        say(f"[{name}] not attempted yet: replace None in the cell above")
+        return None
+    worst = (0.0, "", "")
+    try:
+        for label, args, truth in cases():
+            if args is None:
+                value = mine() if callable(mine) else mine
+            else:
+                value = mine(*args[0], **args[1])
+            err, detail = _rel_error(value, truth)
+            if not err <= tol:
+                worst = (err, label, detail)
+                break
+    except NotImplementedError:
+        say(f"[{name}] not attempted yet: the function above still raises NotImplementedError")
+        return None
+    except Exception as e:                     # a wrong answer may fail in any way
+        worst = (np.inf, "", f"{type(e).__name__}: {e}")
+    if worst[1] == "" and worst[2] == "":
+        say(f"[{name}] PASS (relative error within {tol:g} on every case)")
+        return True
+    err, label, detail = worst
+    msg = (f"[{name}] not yet: relative error {err:.3g} (tolerance {tol:g})"
+           f"{' at ' + label if label else ''}; {detail}. Where to look: {hint}")
+    if SOLUTIONS:
+        raise AssertionError(msg)
+    say(msg)
+    return False
