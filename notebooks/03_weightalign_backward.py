@@ -272,9 +272,11 @@ ex.check("wa_backward_nocenter", ex.answer("wa_backward_nocenter", wa_backward_n
 # | GroupNorm ($G$ groups) | `x.reshape(N*G, (C//G)*H*W)` | one sample and group of $C/G$ channels |
 #
 # (GN with $G=1$ is LN, with $G=C$ it is IN.) The package does the same with one `Normalize`
-# op in `minigrad/ops/norm.py` that reduces over a tuple of axes instead of reshaping. Here
-# is the kernel in NumPy, and the four layouts checked against the package's four functions,
-# forward and backward:
+# op in `minigrad/ops/norm.py` that reduces over a tuple of axes instead of reshaping. To read
+# eqs. (1)-(2) as plain code first, see `minigrad/ops/norm_reference.py`: it forms
+# $\hat x = (x-\mu)/\sigma$ explicitly from basic ops and lets autograd do the backward, and
+# the tests check the fused op against it. Here is the kernel in NumPy, and the four layouts
+# checked against the package's four functions, forward and backward:
 
 # %%
 def normalize_rows(X, eps=1e-5):
