@@ -22,6 +22,7 @@ the filter, and products are elementwise.
 """
 
 from minigrad import backend
+from minigrad.functional import check_dtypes
 from minigrad.tensor import Function, Tensor, as_tensor
 
 __all__ = ["weight_align", "weight_standardize", "weight_norm", "batch_channel_norm",
@@ -155,6 +156,7 @@ def weight_align(weight, gamma=None, eps=1e-5, alpha=0.5, center=True, scale=Tru
     Var is always the population variance (divide by n) of the filter about its mean, also
     when center=False.  See `WeightAlign` for the derivation of the backward pass.
     """
+    check_dtypes("weight_align", weight, gamma=gamma)
     fn = WeightAlign(eps, alpha, center, scale)
     return fn(weight) if gamma is None else fn(weight, gamma)
 
@@ -268,6 +270,7 @@ def weight_norm(v, g):
 
     v: (out, ...) direction; g: (out,) length.  See `WeightNorm` for the backward.
     """
+    check_dtypes("weight_norm", v, g=g)
     return WeightNorm()(v, g)
 
 
@@ -347,6 +350,8 @@ def batch_channel_norm(x, num_groups, running_mean, running_var, weight_bc=None,
     from minigrad.functional import group_norm  # written in minigrad.ops.norm (issue 3)
 
     x = as_tensor(x)
+    check_dtypes("batch_channel_norm", x, running_mean=running_mean, running_var=running_var,
+                 weight_bc=weight_bc, bias_bc=bias_bc, weight_gn=weight_gn, bias_gn=bias_gn)
     if x.ndim < 2:
         raise ValueError(f"batch_channel_norm needs (N, C, ...) input, got shape {x.shape}")
     C = x.shape[1]
