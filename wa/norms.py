@@ -67,7 +67,7 @@ from .nn import BatchChannelNorm, WAConv2d, WNConv2d, WSConv2d
 
 __all__ = ["ACTIVATION_NORMS", "WEIGHT_REPARAMS", "VALID_SPECS", "WA_VARIANTS", "Spec",
            "NormLayers", "NormConfig", "parse", "canonical", "make", "conv_class", "norm_layer",
-           "num_groups", "wa_options", "GN_GROUPS", "GN_MIN_CHANNELS"]
+           "num_groups", "wa_options", "split_specs", "GN_GROUPS", "GN_MIN_CHANNELS"]
 
 ACTIVATION_NORMS = ("none", "bn", "gn", "ln", "in", "bcn")
 WEIGHT_REPARAMS = ("wa", "ws", "wn")
@@ -190,6 +190,20 @@ def canonical(spec):
     """The canonical spelling: canonical('WA + GN') == 'gn+wa', canonical('wa[alpha=.5]') == 'wa'."""
     a, w = parse(spec)
     return a if w is None else (w if a == "none" else f"{a}+{w}")
+
+
+def split_specs(text):
+    """'bn,gn+wa,wa[scale,alpha=2]' -> ['bn', 'gn+wa', 'wa[scale,alpha=2]']: specs separated by
+    commas, where a comma inside [...] belongs to a WA variant (for --norms lists)."""
+    items, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            items.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [t.strip() for t in items + [cur] if t.strip()]
 
 
 def wa_options(spec):

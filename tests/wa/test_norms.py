@@ -161,3 +161,9 @@ def test_ln_normalizes_over_channels_and_space(rng):
 def test_each_call_gives_a_fresh_layer():
     a, b = norms.norm_layer("bn", 8), norms.norm_layer("bn", 8)
     assert a is not b and a.weight is not b.weight
+
+
+def test_split_specs_keeps_commas_inside_brackets():
+    assert norms.split_specs("bn, gn+wa,wa[scale,alpha=2],,wa[center]") == [
+        "bn", "gn+wa", "wa[scale,alpha=2]", "wa[center]"]
+    assert norms.split_specs(" ") == []
