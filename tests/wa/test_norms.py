@@ -151,7 +151,7 @@ def test_group_options_must_be_positive_integers(bad):
 def test_ln_normalizes_over_channels_and_space(rng):
     """ln on a conv map: one mean and variance per sample over (C, H, W)."""
     _, ln = norms.make("ln", 6)
-    x = mg.tensor(rng.standard_normal((3, 6, 4, 4)) * 5 + 2)
+    x = mg.tensor((rng.standard_normal((3, 6, 4, 4)) * 5 + 2).astype(np.float32))
     y = ln(x).numpy().reshape(3, -1)
     np.testing.assert_allclose(y.mean(axis=1), 0, atol=1e-5)
     np.testing.assert_allclose(y.var(axis=1), 1, rtol=1e-3)
