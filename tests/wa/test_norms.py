@@ -167,3 +167,16 @@ def test_split_specs_keeps_commas_inside_brackets():
     assert norms.split_specs("bn, gn+wa,wa[scale,alpha=2],,wa[center]") == [
         "bn", "gn+wa", "wa[scale,alpha=2]", "wa[center]"]
     assert norms.split_specs(" ") == []
+
+
+@pytest.mark.parametrize("spec", ["wa", "wa[center]", "wa[scale]", "wa[alpha=0.25]",
+                                  "wa[scale,alpha=3]", "gn+wa[center]"])
+def test_wa_variant_specs_backward_gradchecks_in_float64(spec, make, device):
+    """The conv a spec builds differentiates through the variant's hand-derived backward
+    (wa.functional.WeightAlign): float64 central differences on a random upstream gradient,
+    for the raw weight, gamma and the input of the convolution."""
+    conv = norms.conv_class(spec)(3, 4, 3, padding=1).to(device, np.float64)
+    conv.gamma.data = make(4).data                       # a random gamma, not all ones
+    x = make(2, 3, 5, 5)
+    # gradcheck perturbs the conv's own Parameters in place: conv(x) sees every change
+    assert mg.gradcheck(lambda x, w, g: conv(x), [x, conv.weight, conv.gamma])
