@@ -15,6 +15,10 @@ the channels drift apart layer by layer and the classifier's outputs become near
 (section III of the paper: eqs. (4)-(9) for why zero-mean filters with (n/2) Var[w] = 1 keep
 the activations centred and their variance constant).
 
+Specs may be WA variants (wa[center], wa[scale], wa[alpha=A]: Table IV and Fig. 6), and
+--gn-groups / --gn-min-channels set the group rule of gn and bcn as in wa-train (with
+--checkpoint the run's own rule from its config.json is used instead).
+
 The printed table gives, per spec and layer, the mean and the std across the channels of the
 per-channel means (drift shows as channel means far from 0 and from each other) and of the
 per-channel stds (exploding or vanishing scale).  The same numbers go to a .csv next to the PNG.
