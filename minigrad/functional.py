@@ -11,3 +11,50 @@ from .ops.pool import *  # noqa: F401,F403  max_pool2d, avg_pool2d, adaptive_avg
 from .ops.dense import *  # noqa: F401,F403  linear, dropout
 from .ops.loss import *  # noqa: F401,F403  log_softmax, cross_entropy
 from .ops.norm import *  # noqa: F401,F403  batch_norm, group_norm, layer_norm, instance_norm
+
+import numpy as np
+
+
+# ----------------------------------------------------------------------------
+# Parameter dtypes of the norms, checked against the input's (as PyTorch does)
+# ----------------------------------------------------------------------------
+def check_dtypes(fn, x, **params):
+    """A TypeError naming both dtypes and the fix when a parameter or buffer of a norm has a
+    floating dtype that would change the dtype of the result: float32 input with a float64
+    weight (None entries are skipped).
+
+    Without it such a mix silently computes in float64 and hands float64 on to the next layer
+    (conv2d already refuses it).  A parameter NARROWER than the input (float64 input, float32
+    weight) is accepted: the result keeps the input's dtype, and the notebooks feed float64
+    data through float32 layers on purpose.  PyTorch is stricter there: it refuses that
+    direction too."""
+    xd = getattr(x, "dtype", None)
+    for name, p in params.items():
+        pd = getattr(p, "dtype", None)
+        if p is None or xd is None or pd is None or pd == xd or np.result_type(xd, pd) == xd:
+            continue
+        raise TypeError(f"{fn}: input is {xd} but {name} is {pd}, which would make the result "
+                        f"{np.result_type(xd, pd)}; cast one of them so both match: "
+                        f"module.to(np.{xd}) casts a layer's parameters and buffers, "
+                        f"x.astype('{pd}') the input")
+
+
+def _dtype_checked(op, names):
+    import functools
+    import inspect
+    sig = inspect.signature(op)
+    first = next(iter(sig.parameters))
+
+    @functools.wraps(op)
+    def checked(*args, **kwargs):
+        bound = sig.bind(*args, **kwargs).arguments
+        check_dtypes(op.__name__, bound[first], **{n: bound.get(n) for n in names})
+        return op(*args, **kwargs)
+    return checked
+
+
+batch_norm = _dtype_checked(batch_norm, ("weight", "bias", "running_mean", "running_var"))  # noqa: F405
+instance_norm = _dtype_checked(instance_norm, ("weight", "bias", "running_mean",  # noqa: F405
+                                               "running_var"))
+group_norm = _dtype_checked(group_norm, ("weight", "bias"))  # noqa: F405
+layer_norm = _dtype_checked(layer_norm, ("weight", "bias"))  # noqa: F405

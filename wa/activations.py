@@ -15,6 +15,10 @@ the channels drift apart layer by layer and the classifier's outputs become near
 (section III of the paper: eqs. (4)-(9) for why zero-mean filters with (n/2) Var[w] = 1 keep
 the activations centred and their variance constant).
 
+Specs may be WA variants (wa[center], wa[scale], wa[alpha=A]: Table IV and Fig. 6), and
+--gn-groups / --gn-min-channels set the group rule of gn and bcn as in wa-train (with
+--checkpoint the run's own rule from its config.json is used instead).
+
 The printed table gives, per spec and layer, the mean and the std across the channels of the
 per-channel means (drift shows as channel means far from 0 and from each other) and of the
 per-channel stds (exploding or vanishing scale).  The same numbers go to a .csv next to the PNG.
@@ -60,14 +64,17 @@ def summarize(values):
             "mean_of_stds": s.mean(), "std_of_stds": s.std()}
 
 
-def at_init(specs, batch=128, width=1.0, seed=0, channels=8, device="cpu"):
-    """{spec: record(...)} for plain8 at initialisation, all fed the same N(0, 1) batch."""
+def at_init(specs, batch=128, width=1.0, seed=0, channels=8, device="cpu",
+            gn_groups=norms.GN_GROUPS, gn_min_channels=norms.GN_MIN_CHANNELS):
+    """{spec: record(...)} for plain8 at initialisation, all fed the same N(0, 1) batch
+    (gn_groups, gn_min_channels: the group rule of gn and bcn, see `wa.norms`)."""
     x = np.random.default_rng(seed).standard_normal((batch, 3, 32, 32)).astype(np.float32)
     x = backend.to_device(x, device)
     result = {}
     for spec in specs:
         mg.nn.init.manual_seed(seed)          # the same raw weights for every spec
-        model = models.build("plain8", norm=spec, width=width).to(device)
+        model = models.build("plain8", norm=spec, width=width, gn_groups=gn_groups,
+                             gn_min_channels=gn_min_channels).to(device)
         model.train()                         # batch statistics, as at the first training step
         result[spec] = record(model, x, channels)
     return result
@@ -83,7 +90,10 @@ def from_checkpoint(run_dir, batch=128, channels=8, device="cpu", data_dir=None)
                          "plain8 only (its forward returns them)")
     ds = wadata.load_dataset(cfg["dataset"], data_dir or cfg.get("data_dir"), False,
                              cfg.get("limit_train"), batch)
-    model = models.build("plain8", norm=cfg["norm"], num_classes=ds.num_classes, width=cfg["width"])
+    # The run's own group rule; a run folder from before the flags used >= 4 channels per group.
+    model = models.build("plain8", norm=cfg["norm"], num_classes=ds.num_classes, width=cfg["width"],
+                         gn_groups=cfg.get("gn_groups", norms.GN_GROUPS),
+                         gn_min_channels=cfg.get("gn_min_channels", norms.LEGACY_GN_MIN_CHANNELS))
     model.load_state_dict(load_checkpoint(os.path.join(run_dir, "checkpoint.npz"))["model"])
     model.to(device).eval()
     _, test = wadata.make_loaders(ds, cfg["batch_size"], device=device, test_batch_size=batch)
@@ -94,10 +104,11 @@ def from_checkpoint(run_dir, batch=128, channels=8, device="cpu", data_dir=None)
 def table(results):
     rows = [{"spec": spec, "layer": layer_name(layer), **summarize(v)}
             for spec, layers in results.items() for layer, v in layers.items()]
-    head = f"{'spec':<8} {'layer':<10} {'mean(mu_c)':>11} {'std(mu_c)':>10} {'mean(sd_c)':>11} {'std(sd_c)':>10}"
+    w = max([8] + [len(r["spec"]) for r in rows])
+    head = f"{'spec':<{w}} {'layer':<10} {'mean(mu_c)':>11} {'std(mu_c)':>10} {'mean(sd_c)':>11} {'std(sd_c)':>10}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['spec']:<8} {r['layer']:<10} {r['mean_of_means']:>11.3g} "
+        lines.append(f"{r['spec']:<{w}} {r['layer']:<10} {r['mean_of_means']:>11.3g} "
                      f"{r['std_of_means']:>10.3g} {r['mean_of_stds']:>11.3g} {r['std_of_stds']:>10.3g}")
     return rows, "\n".join(lines)
 
@@ -144,7 +155,10 @@ def plot(results, path, bins=60, title=""):
 def build_parser():
     p = argparse.ArgumentParser(prog="wa-activations", description=__doc__.split("\n\n")[0])
     p.add_argument("--norms", default=",".join(DEFAULT_NORMS),
-                   help="comma-separated norm specs [default: %(default)s]")
+                   help="comma-separated norm specs, WA variants included (wa[center], wa[scale], "
+                   "wa[alpha=A]) [default: %(default)s]")
+    from .train import add_group_flags
+    add_group_flags(p)
     p.add_argument("--checkpoint", metavar="RUN_DIR", default=None,
                    help="a wa-train run folder of plain8: its trained weights, fed test images")
     p.add_argument("--batch", type=int, default=128, help="samples in the batch [128]")
@@ -179,12 +193,13 @@ def main(argv=None):
         title = f"trained plain8 ({args.checkpoint}), {args.batch} test images"
     else:
         try:
-            specs = [norms.canonical(s) for s in args.norms.split(",") if s.strip()]
+            specs = [norms.canonical(s) for s in norms.split_specs(args.norms)]
         except ValueError as e:
             parser.error(f"--norms: {e}")
         if args.batch == 1 and any(norms.parse(s).activation == "bn" for s in specs):
             parser.error("--batch 1 with a bn spec: BatchNorm needs more than one sample")
-        results = at_init(specs, args.batch, args.width, args.seed, args.channels, args.device)
+        results = at_init(specs, args.batch, args.width, args.seed, args.channels, args.device,
+                          args.gn_groups, args.gn_min_channels)
         title = f"plain8 at initialisation, {args.batch} samples of N(0, 1)"
     rows, text = table(results)
     print(title)

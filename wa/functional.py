@@ -22,7 +22,7 @@ the filter, and products are elementwise.
 """
 
 from minigrad.autograd import Function, as_tensor
-from minigrad.functional import group_norm
+from minigrad.functional import check_dtypes, group_norm
 from minigrad.ops.checks import check_buffer, check_momentum
 
 __all__ = ["weight_align", "weight_standardize", "weight_norm", "batch_channel_norm",
@@ -160,6 +160,7 @@ def weight_align(weight, gamma=None, eps=1e-5, alpha=0.5, center=True, scale=Tru
     Var is always the population variance (divide by n) of the filter about its mean, also
     when center=False.  See `WeightAlign` for the derivation of the backward pass.
     """
+    check_dtypes("weight_align", weight, gamma=gamma)
     fn = WeightAlign(eps, alpha, center, scale)
     return fn(weight) if gamma is None else fn(weight, gamma)
 
@@ -273,6 +274,7 @@ def weight_norm(v, g):
 
     v: (out, ...) direction; g: (out,) length.  See `WeightNorm` for the backward.
     """
+    check_dtypes("weight_norm", v, g=g)
     return WeightNorm()(v, g)
 
 
@@ -350,6 +352,8 @@ def batch_channel_norm(x, num_groups, running_mean, running_var, weight_bc=None,
     whose channel step has one affine per GROUP, ours has the usual per-CHANNEL GroupNorm affine.
     """
     x = as_tensor(x)
+    check_dtypes("batch_channel_norm", x, running_mean=running_mean, running_var=running_var,
+                 weight_bc=weight_bc, bias_bc=bias_bc, weight_gn=weight_gn, bias_gn=bias_gn)
     if x.ndim < 2:
         raise ValueError(f"batch_channel_norm needs (N, C, ...) input, got shape {x.shape}")
     C = x.shape[1]

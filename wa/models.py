@@ -14,7 +14,10 @@ Common choices, the same for every spec so that models differ only in their norm
     paper's rule; the classifier is a plain Linear);
   * raw conv weights start as Kaiming normal, N(0, 2/fan_in) (He et al.; the paper's III-C);
   * `width` multiplies every channel count: c -> max(1, round(c * width)); group counts for gn
-    and bcn are chosen per layer by `wa.norms.num_groups`, so any width is valid.
+    and bcn are chosen per layer by `wa.norms.num_groups`, so any width is valid: by default
+    the GN paper's 32 groups where C allows (C = 16 -> 16 groups), with `gn_min_channels=4`
+    at least 4 channels per group (see `wa.norms`);
+  * `norm` may be a WA variant of Table IV / Fig. 6 ("wa[center]", "gn+wa[alpha=2]", ...).
 
 Models:
   plain8     7 conv3x3 (stride 1, 64 channels) + ReLU, global average pooling, a linear
@@ -29,7 +32,7 @@ Models:
              Shortcuts are 1x1 projections too (option B), not the zero-padding of option A.
 
 Fixup (Zhang et al. 2019) replaces normalization in the residual nets whose spec has no
-activation norm (none, wa, ws, wn), as the paper's baseline does: scalar biases before each conv
+activation norm (none, wa and its variants, wn; ws alone is refused by `wa.norms`), as the paper's baseline does: scalar biases before each conv
 and each ReLU and before the classifier (init 0), a scalar multiplier at the end of each
 residual branch (init 1), the weights inside a branch of m layers scaled by L^(-1/(2m-2)) for
 L branches in the network, the last layer of each branch and the classifier set to zero.
@@ -38,9 +41,10 @@ what the raw weight's scale means:
     Conv2d     the raw weight is scaled / set to 0 (Fixup as published);
     WAConv2d   gamma is set to the factor / to 0: WA discards the raw weight's scale, and WA of
                an all-zero filter is 0/0 (undefined), so the raw weights keep their He init;
-    WNConv2d   g is scaled / set to 0 (the same reasoning as WA);
-    WSConv2d   WS has no scale parameter: the scaling is skipped, and the zero goes to the
-               branch's scalar multiplier instead.
+    WNConv2d   g is scaled / set to 0 (the same reasoning as WA).
+The scalar biases and multipliers are meant to train at a tenth of the learning rate, as in
+the Fixup authors' code: `fixup_scalars(model)` lists them, and wa-train puts them in their own
+optimizer parameter group.
 """
 import numpy as np
 
@@ -49,10 +53,10 @@ from minigrad import nn
 from minigrad.nn import init
 
 from . import norms
-from .nn import WAConv2d, WNConv2d, WSConv2d
+from .nn import WAConv2d, WNConv2d
 
-__all__ = ["build", "names", "Plain8", "VGG", "ResNet", "BasicBlock", "Bottleneck",
-           "FixupBasicBlock", "FixupBottleneck"]
+__all__ = ["build", "names", "fixup_scalars", "Plain8", "VGG", "ResNet", "BasicBlock",
+           "Bottleneck", "FixupBasicBlock", "FixupBottleneck"]
 
 
 def _ch(c, width):
@@ -243,20 +247,35 @@ def _fixup_scale_(conv, factor):
         init.constant_(conv.gamma, factor)
     elif isinstance(conv, WNConv2d):
         conv.weight_g.data *= factor
-    elif not isinstance(conv, WSConv2d):       # WS normalizes any scale away: nothing to do
+    else:
         conv.weight.data *= factor
 
 
-def _fixup_zero_(conv, block):
+def _fixup_zero_(conv):
     """Make the branch output 0 at initialisation, through its last conv."""
     if isinstance(conv, WAConv2d):
         init.zeros_(conv.gamma)
     elif isinstance(conv, WNConv2d):
         init.zeros_(conv.weight_g)
-    elif isinstance(conv, WSConv2d):
-        init.zeros_(block.scale)
     else:
         init.zeros_(conv.weight)
+
+
+def fixup_scalars(model):
+    """The Fixup scalar biases and multipliers of `model` ([] for a model without Fixup).
+
+    Fixup's authors train these at lr/10 (their CIFAR script puts every parameter whose name
+    holds "bias" or "scale" in groups with lr/10; that name filter also catches the
+    classifier's bias, which here stays at the full rate: it is not one of Fixup's scalars).
+    """
+    out = []
+    for m in model.modules():
+        if isinstance(m, (FixupBasicBlock, FixupBottleneck)):
+            out += [p for name, p in m.named_parameters(recurse=False)
+                    if name.startswith("bias") or name == "scale"]
+        elif isinstance(m, ResNet) and m.fixup:
+            out += [m.bias1, m.bias2]
+    return out
 
 
 # ----------------------------------------------------------------------------
@@ -301,7 +320,7 @@ class ResNet(nn.Module):
                 *inner, last = m.branch_convs()
                 for conv in inner:
                     _fixup_scale_(conv, factor)
-                _fixup_zero_(last, m)
+                _fixup_zero_(last)
         init.zeros_(self.fc.weight)
         init.zeros_(self.fc.bias)
 
@@ -334,17 +353,22 @@ def names():
     return sorted(_MODELS)
 
 
-def build(name, norm="wa", num_classes=10, width=1.0, in_channels=3):
+def build(name, norm="wa", num_classes=10, width=1.0, in_channels=3,
+          gn_groups=norms.GN_GROUPS, gn_min_channels=norms.GN_MIN_CHANNELS):
     """Build model `name` normalized by the spec `norm` (see `wa.norms`), weights initialised.
 
     name:        one of `names()`.
-    norm:        a norm spec such as "wa", "gn+wa", "bn", "none".
+    norm:        a norm spec such as "wa", "gn+wa", "bn", "none", "wa[center]" (or a
+                 `wa.norms.NormConfig`, whose group rule then wins over the two below).
     num_classes: outputs of the linear classifier.
     width:       multiplies every channel count (0.25 for quick CPU runs).
+    gn_groups, gn_min_channels: the group rule of gn and bcn (`wa.norms.num_groups`); the
+                 defaults are the GN paper's 32 groups where the channel count allows.
     """
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(names())}")
-    norms.parse(norm)        # a bad spec fails here, with the list of valid ones
+    if not isinstance(norm, norms.NormConfig):   # a bad spec fails here, with the valid ones
+        norm = norms.NormConfig(norm, gn_groups, gn_min_channels)
     if not width > 0:
         raise ValueError(f"width must be > 0 (it multiplies every channel count), got {width!r}")
     if int(num_classes) != num_classes or num_classes < 1:

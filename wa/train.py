@@ -10,7 +10,16 @@ The run folder (--out) gets
                   test_acc, lr, seconds, images_per_s), accuracies as fractions;
   checkpoint.npz  model, optimizer, scheduler, loader and RNG states plus the metrics so far,
                   written to a temporary file and renamed, so a kill never leaves half of one;
-  curves.png      loss and accuracy against epoch (skipped, with a note, without matplotlib).
+  curves.png      loss and accuracy against epoch (skipped, with a note, without matplotlib);
+  distributions.npz, distributions.png   with --record-distributions: per-epoch histograms of
+                  chosen layers' weights (raw and, for WA/WS/WN, effective) and of one channel's
+                  activations (see `wa.distributions`; the paper's Figs. 4-5 and 9-12).
+
+Group norms (gn, bcn): --gn-groups N (default 32, the GN paper's and the WA paper's setting) and
+--gn-min-channels K (default 1; 4 is the rule that lets narrow nets such as resnet20 learn) set
+the group count per layer, see `wa.norms`.  Fixup models (resnets without an activation norm)
+train their scalar biases and multipliers at lr / 10, as the Fixup authors' code does;
+config.json lists the parameter groups and the group count per GroupNorm width.
 
 Defaults follow the paper (section IV): SGD with momentum 0.9 and weight decay 5e-4.  The
 learning rate, unless given, follows the batch size B as
@@ -108,13 +117,25 @@ def _nonneg_float(text):
     return v
 
 
+def _nonneg_int(text):
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return v
+
+
 def build_parser(prog="wa-train"):
     p = argparse.ArgumentParser(
         prog=prog, description="Train a model with a chosen normalization (WeightAlign and friends).",
         epilog="Learning rate default: 0.01 * (batch/64)**0.554 (0.01 at 64, 0.001 at 1).")
     a = p.add_argument
     a("--model", default="resnet20", help="architecture (see wa.models.names())")
-    a("--norm", default="gn+wa", help="normalization spec of wa.norms, e.g. bn, gn+wa, wa, none")
+    a("--norm", default="gn+wa", help="normalization spec of wa.norms, e.g. bn, gn+wa, wa, none, "
+      "or a WA variant of Table IV / Fig. 6: wa[center], wa[scale], wa[alpha=A], gn+wa[center]")
+    add_group_flags(p)
     a("--dataset", default="cifar10-sample", choices=wadata.DATASETS)
     a("--data-dir", default=None, help="folder holding (or to receive) cifar-10-batches-py/ or "
       "cifar-100-python/ [default: ~/.cache/weightalign]")
@@ -140,7 +161,26 @@ def build_parser(prog="wa-train"):
       help="tqdm bars: auto shows them on a terminal only")
     a("--threads", type=_positive(int), default=None,
       help=f"BLAS threads on the CPU [default: 1 below batch {SMALL_BATCH}, else all]")
+    a("--record-distributions", action="store_true",
+      help="after every epoch (and at the start) store histograms of chosen layers' weights (and "
+      "WA's aligned weights) and of one channel's activations in distributions.npz, and plot them")
+    a("--record-layers", default=None, metavar="NAMES",
+      help="comma-separated module names (as in model.named_modules()) to record [default: the "
+      "first, a middle and the last conv]")
+    a("--record-channel", type=_nonneg_int, default=0, metavar="C",
+      help="the output channel (filter) recorded in each layer [0]")
     return p
+
+
+def add_group_flags(p):
+    """--gn-groups / --gn-min-channels, shared by wa-train, wa-sweep and wa-activations."""
+    from . import norms
+    p.add_argument("--gn-groups", type=_positive(int), default=norms.GN_GROUPS, metavar="N",
+                   help="gn and bcn: at most N groups per layer [default: %(default)s, the GN "
+                   "paper's and the WA paper's setting]")
+    p.add_argument("--gn-min-channels", type=_positive(int), default=norms.GN_MIN_CHANNELS,
+                   metavar="K", help="gn and bcn: at least K channels per group (4 is the rule "
+                   "that lets narrow nets such as resnet20 learn) [default: %(default)s]")
 
 
 def parse_config(argv=None, prog="wa-train"):
@@ -186,6 +226,8 @@ def parse_config(argv=None, prog="wa-train"):
                      "or choose another --out")
     if cfg["lr"] is None:
         cfg["lr"] = default_lr(cfg["batch_size"])
+    if cfg.get("record_layers") and not cfg.get("record_distributions"):
+        parser.error("--record-layers needs --record-distributions")
     return cfg, parser
 
 
@@ -266,8 +308,12 @@ def build_model(cfg, num_classes):
     from . import models
     if cfg["model"] not in models.names():
         raise ConfigError(f"unknown --model {cfg['model']!r}; choose one of {', '.join(models.names())}")
+    from .norms import GN_GROUPS, LEGACY_GN_MIN_CHANNELS
     try:
-        return models.build(cfg["model"], norm=cfg["norm"], num_classes=num_classes, width=cfg["width"])
+        # A run folder written before the flags existed used the >= 4 channels rule.
+        return models.build(cfg["model"], norm=cfg["norm"], num_classes=num_classes,
+                            width=cfg["width"], gn_groups=cfg.get("gn_groups", GN_GROUPS),
+                            gn_min_channels=cfg.get("gn_min_channels", LEGACY_GN_MIN_CHANNELS))
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"--model {cfg['model']} --norm {cfg['norm']} --width {cfg['width']}: "
                           + " ".join(str(e).split())) from None
@@ -291,13 +337,29 @@ def check_trainable(cfg, num_classes, n_train):
                               + " ".join(str(e).split())) from None
 
 
+FIXUP_SCALAR_LR_FACTOR = 0.1     # Fixup's scalar biases and multipliers: lr / 10 (its authors' code)
+
+
+def param_groups(model, lr):
+    """The optimizer's parameter groups: everything at `lr`, except Fixup's scalar biases and
+    multipliers (`wa.models.fixup_scalars`), which get lr / 10 as in the Fixup authors' code.
+    Group 0 is always the main one; the scalar group exists only for Fixup models."""
+    from .models import fixup_scalars
+    scalars = fixup_scalars(model)
+    ids = {id(p) for p in scalars}
+    groups = [{"params": [p for p in model.parameters() if id(p) not in ids], "lr": lr}]
+    if scalars:
+        groups.append({"params": scalars, "lr": lr * FIXUP_SCALAR_LR_FACTOR})
+    return groups
+
+
 def _make_scheduler(cfg, opt, total_steps):
     sched = optim.lr_scheduler
     if cfg["schedule"] == "cosine":
         return sched.CosineAnnealingLR(opt, T_max=total_steps)
     if cfg["schedule"] == "step":
         return sched.MultiStepLR(opt, milestones=[total_steps // 2, (3 * total_steps) // 4], gamma=0.1)
-    return sched.OneCycleLR(opt, max_lr=cfg["lr"], total_steps=total_steps)
+    return sched.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=total_steps)
 
 
 def _versions():
@@ -332,10 +394,31 @@ class Trainer:
         self.model = build_model(c, ds.num_classes).to(c["device"])
         self.train_loader, self.test_loader = wadata.make_loaders(
             ds, c["batch_size"], seed=c["seed"], device=c["device"], augment=not c["no_augment"])
-        self.optimizer = optim.SGD(self.model.parameters(), lr=c["lr"], momentum=c["momentum"],
-                                   weight_decay=c["weight_decay"])
+        self.optimizer = optim.SGD(param_groups(self.model, c["lr"]), lr=c["lr"],
+                                   momentum=c["momentum"], weight_decay=c["weight_decay"])
         self.total_steps = c["epochs"] * len(self.train_loader)
         self.scheduler = _make_scheduler(c, self.optimizer, self.total_steps)
+        self.recorder = None
+        if c.get("record_distributions"):
+            from . import distributions
+            layers = ([n.strip() for n in c["record_layers"].split(",") if n.strip()]
+                      if c.get("record_layers") else distributions.default_layers(self.model))
+            probe, _ = next(iter(self.test_loader))
+            try:
+                self.recorder = distributions.Recorder(self.model, layers,
+                                                       c.get("record_channel", 0), probe)
+            except ValueError as e:
+                raise ConfigError(str(e)) from None
+
+    @property
+    def distributions_path(self):
+        return os.path.join(self.out, "distributions.npz")
+
+    def record_distributions(self):
+        """Histograms of the model as it is after self.epoch epochs, saved at once."""
+        if self.recorder is not None:
+            self.recorder.record(self.epoch)
+            self.recorder.save(self.distributions_path)
 
     def state(self):
         return {"model": dict(self.model.state_dict()), "optimizer": self.optimizer.state_dict(),
@@ -370,11 +453,26 @@ class Trainer:
                             "classes": list(ds.classes), "mean": tf.mean.ravel().tolist(),
                             "std": tf.std.ravel().tolist()},
                    "steps_per_epoch": len(self.train_loader),
-                   "parameters": int(sum(p.size for p in self.model.parameters()))}
+                   "parameters": int(sum(p.size for p in self.model.parameters())),
+                   "param_groups": [{"name": "fixup scalars" if i else "main",
+                                     "parameters": int(sum(p.size for p in g["params"])),
+                                     "lr": g["lr"]}
+                                    for i, g in enumerate(self.optimizer.param_groups)],
+                   "gn_groups_per_layer": self._group_counts()}
         tmp = path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(doc, f, indent=2)
         os.replace(tmp, path)
+
+    def _group_counts(self):
+        """{"C channels": G groups} of the model's GroupNorm / BCN layers (what gn_groups and
+        gn_min_channels gave)."""
+        from .nn import BatchChannelNorm
+        out = {}
+        for m in self.model.modules():
+            if isinstance(m, (nn.GroupNorm, BatchChannelNorm)):
+                out[str(m.num_channels)] = m.num_groups
+        return out
 
     def write_metrics(self):
         """Rewrite metrics.jsonl from the history (after a resume it may hold a line too many
@@ -485,6 +583,10 @@ class Trainer:
             return 0
         self.write_config()
         self.write_metrics()
+        if self.recorder is not None:
+            self.recorder.restore(self.distributions_path, self.epoch)
+            if not self.recorder.epochs and self.epoch == 0 and self.batch == 0:
+                self.record_distributions()       # epoch 0: the initialisation
         if self.epoch == 0 and self.batch == 0:
             self.save()               # a resumable starting point, before any step
         self.log(f"{c['model']} with {c['norm']} on {c['dataset']} ({len(self.dataset.x_train)} "
@@ -535,6 +637,7 @@ class Trainer:
         self.history.append(rec)
         self.epoch, self.batch = self.epoch + 1, 0
         self.partial = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self.record_distributions()    # before the checkpoint: a resume drops rows past it
         self.save()                    # first the checkpoint (it holds the history) ...
         self.append_metrics(rec)       # ... then the line; a resume rewrites the file anyway
         self.log(f"epoch {rec['epoch']:>3}/{self.cfg['epochs']}  train loss {rec['train_loss']:.4f} "
@@ -557,7 +660,13 @@ class Trainer:
         return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
     def plot(self):
-        """curves.png: loss and accuracy against epoch."""
+        """curves.png: loss and accuracy against epoch (and distributions.png when recorded)."""
+        if self.recorder is not None and os.path.isfile(self.distributions_path):
+            from . import distributions
+            c = self.cfg
+            distributions.plot(self.distributions_path, os.path.join(self.out, "distributions.png"),
+                               f"{c['model']} + {c['norm']}: channel {self.recorder.channel}, "
+                               f"epochs {self.recorder.epochs[0]}-{self.recorder.epochs[-1]}")
         if not self.history:
             return
         try:

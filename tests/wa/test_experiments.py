@@ -1,6 +1,7 @@
 """wa-activations and wa-sweep on tiny settings: they run, write their files, and say sensible
 things."""
 import csv
+import json
 import os
 import signal
 
@@ -50,6 +51,39 @@ def test_activation_statistics_show_what_the_paper_shows():
     # whose zero-mean filters keep every channel centred (eqs. (4), (6)).
     assert stats["none"][7]["std_of_means"] > 5 * stats["wa"][7]["std_of_means"]
     assert res["none"][8].shape == (8, 16)                           # 8 of 10 classes, 16 samples
+
+
+def test_activations_of_wa_variants_and_group_rule(tmp_path, capsys):
+    png = tmp_path / "v.png"
+    assert A.main(["--norms", "wa,wa[center],wa[scale,alpha=2],gn+wa[alpha=0.25]", "--width",
+                   "0.125", "--batch", "8", "--gn-groups", "2", "--out", str(png)]) == 0
+    with open(tmp_path / "v.csv") as f:
+        specs = [r["spec"] for r in csv.DictReader(f)]
+    assert sorted(set(specs)) == ["gn+wa[alpha=0.25]", "wa", "wa[center]", "wa[scale,alpha=2]"]
+    res = A.at_init(["wa", "wa[center]", "wa[alpha=2]"], batch=8, width=0.125)
+    s = {k: A.summarize(v[7]) for k, v in res.items()}
+    # Fig. 6: the factor 2n in place of n/2 shrinks the activations layer by layer
+    assert s["wa[alpha=2]"]["mean_of_stds"] < 0.05 * s["wa"]["mean_of_stds"]
+    # centring only keeps the raw He-init scale, which eq. (10) also aims at: same order
+    assert 0.1 < s["wa[center]"]["mean_of_stds"] / s["wa"]["mean_of_stds"] < 10
+    with pytest.raises(SystemExit) as e:
+        A.main(["--norms", "ws", "--out", str(png)])
+    assert e.value.code == 2 and "WS needs an activation norm" in capsys.readouterr().err
+
+
+def test_activations_group_rule_reaches_the_model(monkeypatch):
+    seen = []
+    real = A.models.build
+
+    def spy(*args, **kwargs):
+        m = real(*args, **kwargs)
+        seen.append(sorted({g.num_groups for g in m.modules() if hasattr(g, "num_groups")}))
+        return m
+    monkeypatch.setattr(A.models, "build", spy)
+    A.at_init(["gn"], batch=4, width=0.25)                                  # 16 channels
+    A.at_init(["gn"], batch=4, width=0.25, gn_min_channels=4)
+    A.at_init(["bcn"], batch=4, width=0.25, gn_groups=2)
+    assert seen == [[16], [4], [2]]
 
 
 def test_activations_of_a_trained_checkpoint(tmp_path, capsys):
@@ -102,7 +136,75 @@ def test_sweep_writes_csv_png_table_and_skips_undefined(tmp_path, capsys):
             assert 0 <= float(r["test_error"]) <= 1 and r["epochs_done"] == "2"
     assert (out / "results.png").is_file() == _has_matplotlib()
     table = capsys.readouterr().out
-    assert "test error %" in table and "n/a" in table
+    assert "plain8: error %" in table and "n/a" in table and "one seed per cell" in table
+    assert {r["seed"] for r in rows} == {"0"} and {r["model"] for r in rows} == {"plain8"}
+
+
+def test_sweep_over_seeds_gives_mean_and_standard_error(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    argv = SWEEP + ["--norms", "gn+wa,wa[center],bn", "--batch-sizes", "16", "--epochs", "1",
+                    "--seeds", "0,1,2", "--out", str(out)]
+    assert S.main(argv) == 0
+    rows = read_results(out)
+    assert [(r["norm"], r["seed"]) for r in rows] == [(n, s) for n in ("gn+wa", "wa[center]", "bn")
+                                                      for s in ("0", "1", "2")]
+    assert len({r["run_dir"] for r in rows}) == 9
+    with open(out / "summary.csv") as f:
+        summary = list(csv.DictReader(f))
+    assert [s["norm"] for s in summary] == ["gn+wa", "wa[center]", "bn"]
+    for s in summary:
+        errs = [float(r["test_error"]) for r in rows if r["norm"] == s["norm"]]
+        assert s["runs"] == "3" and s["seeds"] == "0 1 2"
+        assert float(s["test_error_mean"]) == pytest.approx(np.mean(errs))
+        assert float(s["test_error_se"]) == pytest.approx(np.std(errs, ddof=1) / np.sqrt(3))
+    table = capsys.readouterr().out
+    assert "+-" in table and "standard error" in table
+    # the seeds give different runs (different initialisation and shuffling)
+    losses = {r["train_loss"] for r in rows if r["norm"] == "gn+wa"}
+    assert len(losses) == 3
+    # the same command again trains nothing and reports the same numbers
+    before = {r["run_dir"]: os.path.getmtime(os.path.join(r["run_dir"], "checkpoint.npz"))
+              for r in rows}
+    assert S.main(argv) == 0
+    assert {d: os.path.getmtime(os.path.join(d, "checkpoint.npz")) for d in before} == before
+    with open(out / "summary.csv") as f:
+        assert list(csv.DictReader(f)) == summary
+
+
+def test_sweep_marks_differences_within_the_noise():
+    cell = lambda norm, m, se: {"model": "m", "norm": norm, "batch_size": 8, "runs": 3,
+                                "test_error_mean": m, "test_error_se": se}
+    summary = [cell("a", 0.30, 0.01), cell("b", 0.32, 0.01), cell("c", 0.40, 0.01)]
+    assert S.marks(summary) == {("m", "a", 8): "*", ("m", "b", 8): "~", ("m", "c", 8): ""}
+    assert S.mean_se([1.0, 2.0, 3.0]) == (2.0, pytest.approx(1 / np.sqrt(3)))
+    assert S.mean_se([1.0]) == (1.0, None) and S.mean_se([]) == (None, None)
+
+
+def test_sweep_over_models_and_group_rule(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert S.main(["--norms", "gn+wa", "--batch-sizes", "8", "--model", "plain8,resnet20",
+                   "--width", "0.125", "--dataset", "synthetic", "--limit-train", "16",
+                   "--limit-test", "16", "--epochs", "1", "--gn-min-channels", "4",
+                   "--out", str(out)]) == 0
+    rows = read_results(out)
+    assert [r["model"] for r in rows] == ["plain8", "resnet20"]
+    for r in rows:
+        with open(os.path.join(r["run_dir"], "config.json")) as f:
+            assert json.load(f)["settings"]["gn_min_channels"] == 4
+    table = capsys.readouterr().out
+    assert "plain8: error %" in table and "resnet20: error %" in table
+
+
+def test_sweep_resumes_a_folder_from_before_seeds(tmp_path):
+    """Runs in the old layout OUT/runs/<norm>-b<bs> are found, not retrained."""
+    out = tmp_path / "sweep"
+    argv = SWEEP + ["--norms", "gn+wa", "--batch-sizes", "16", "--out", str(out)]
+    assert S.main(argv) == 0
+    (out / "runs" / "plain8-gn+wa-b16-s0").rename(out / "runs" / "gn+wa-b16")
+    stamp = os.path.getmtime(out / "runs" / "gn+wa-b16" / "checkpoint.npz")
+    assert S.main(argv) == 0
+    assert os.path.getmtime(out / "runs" / "gn+wa-b16" / "checkpoint.npz") == stamp
+    assert read_results(out)[0]["run_dir"].endswith("gn+wa-b16")
 
 
 def test_sweep_resumes_after_an_interruption(tmp_path, monkeypatch, capsys):
@@ -122,17 +224,25 @@ def test_sweep_resumes_after_an_interruption(tmp_path, monkeypatch, capsys):
         m.setattr(T.Trainer, "train_step", ctrl_c_during_the_third_run)
         S.main(SWEEP + ["--norms", "bn,gn+wa", "--batch-sizes", "16", "--out", str(out)])
         assert S.main(SWEEP + ["--out", str(out)]) == 130
-    first = os.path.getmtime(out / "runs" / "bn-b16" / "checkpoint.npz")
+    first = os.path.getmtime(out / "runs" / "plain8-bn-b16-s0" / "checkpoint.npz")
     assert S.main(SWEEP + ["--out", str(out)]) == 0                   # resume
-    assert os.path.getmtime(out / "runs" / "bn-b16" / "checkpoint.npz") == first   # not retrained
+    assert os.path.getmtime(out / "runs" / "plain8-bn-b16-s0" / "checkpoint.npz") == first  # kept
     strip = lambda rows: [{k: v for k, v in r.items() if k not in ("seconds", "run_dir")} for r in rows]
     assert strip(read_results(out)) == strip(read_results(ref))
 
 
-def test_sweep_usage_errors(tmp_path, capsys):
+@pytest.mark.parametrize("argv, reason", [
+    (["--norms", "qq"], "invalid norm spec"),
+    (["--norms", "ws"], "WS needs an activation norm after it"),
+    (["--model", "plain8,resnet19"], "unknown --model resnet19"),
+    (["--seeds", "0,0"], "each seed once"),
+    (["--seeds", "a"], "comma-separated list"),
+    (["--gn-groups", "0"], "must be positive"),
+])
+def test_sweep_usage_errors(tmp_path, capsys, argv, reason):
     with pytest.raises(SystemExit) as e:
-        S.main(["--norms", "qq", "--out", str(tmp_path)])
-    assert e.value.code == 2 and "invalid norm spec" in capsys.readouterr().err
+        S.main(argv + ["--out", str(tmp_path)])
+    assert e.value.code == 2 and reason in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------
