@@ -147,7 +147,7 @@ def plot(results, path, bins=60, title=""):
     fig.tight_layout(rect=(0, 0, 1, 0.97) if title else None)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path)
     plt.close(fig)
     return True
 

@@ -169,11 +169,13 @@ def plot(path, png, title=""):
     except ImportError:
         print("matplotlib is not installed: skipping distributions.png (pip install matplotlib)")
         return False
+    from wa import plotstyle
+    plotstyle.use()
     data = load(path)
     layers, epochs = [str(x) for x in data["layers"]], data["epochs"]
     kinds = [k for k in KINDS if any(f"{name}/{k}/counts" in data for name in layers)]
     fig, axes = plt.subplots(len(layers), len(kinds), squeeze=False,
-                             figsize=(3.2 * len(kinds), 2.2 * len(layers)))
+                             figsize=(4.2 * len(kinds), 2.9 * len(layers)))
     cmap = plt.get_cmap("viridis")
     for i, name in enumerate(layers):
         for j, kind in enumerate(kinds):
@@ -189,13 +191,12 @@ def plot(path, png, title=""):
                 ax.stairs(dens, edges[e], color=cmap(e / max(len(epochs) - 1, 1)), linewidth=1,
                           label=f"epoch {epochs[e]}" if e in (0, len(epochs) - 1) else None)
             ax.set_yticks([])
-            ax.tick_params(labelsize=7)
-            ax.set_title(f"{name}: {kind}", fontsize=8)
+            ax.set_title(f"{name}: {kind}")
             if i == 0 and j == 0:
-                ax.legend(fontsize=6)
+                ax.legend()
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(png, dpi=90)
+    fig.savefig(png)
     plt.close(fig)
     return True

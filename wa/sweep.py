@@ -283,11 +283,11 @@ def plot(summary, models, norms_, batch_sizes, path, title):
         ax.set(xlabel="batch size", ylabel="test error (%), mean +- s.e.",
                title=model if len(models) > 1 else title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend()
     if len(models) > 1:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path)
     plt.close(fig)
     return True
 

@@ -691,7 +691,7 @@ class Trainer:
         c = self.cfg
         fig.suptitle(f"{c['model']} + {c['norm']}, {c['dataset']}, batch {c['batch_size']}")
         fig.tight_layout()
-        fig.savefig(os.path.join(self.out, "curves.png"), dpi=100)
+        fig.savefig(os.path.join(self.out, "curves.png"))
         plt.close(fig)
 
 

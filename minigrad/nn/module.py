@@ -94,7 +94,7 @@ class Module:
         """Call `hook(module, inputs, output)` after every forward (PyTorch's name and order).
 
         Returns a handle whose `remove()` takes the hook off again.  Used to look at
-        activations while a network trains (`wa.diagnostics`) without changing the model."""
+        activations while a network trains without changing the model."""
         hooks = self.__dict__["_forward_hooks"]
         key = object()
         hooks[key] = hook

@@ -32,6 +32,7 @@ def test_style_is_scoped():
 
 
 @pytest.mark.parametrize("path", ["wa/train.py", "wa/sweep.py", "wa/activations.py",
+                                  "wa/distributions.py",
                                   *sorted(str(p.relative_to(REPO)) for p in
                                           (REPO / "notebooks").glob("0*.py"))])
 def test_every_plot_uses_the_style(path):
