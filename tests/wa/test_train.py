@@ -73,7 +73,8 @@ def test_short_run_writes_the_run_folder(reference, capsys):
     cfg = json.load(open(reference / "config.json"))
     s = cfg["settings"]
     assert s["seed"] == 0 and s["momentum"] == 0.9 and s["weight_decay"] == 5e-4
-    assert s["lr"] == pytest.approx(T.default_lr(16)) and s["norm"] == "gn+wa"
+    assert s["recipe"] == "short" and s["schedule"] == "onecycle" and s["nesterov"] is True
+    assert s["lr"] == pytest.approx(T.default_lr(16, 0.05)) and s["norm"] == "gn+wa"
     assert cfg["versions"]["weightalign"] and cfg["data"]["train_images"] == 64
     rows = metrics(reference)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
@@ -82,7 +83,9 @@ def test_short_run_writes_the_run_folder(reference, capsys):
                           "seconds", "images_per_s"}
         assert 0 <= r["train_acc"] <= 1 and 0 <= r["test_acc"] <= 1
         assert math.isfinite(r["train_loss"]) and r["images_per_s"] > 0
-    assert rows[0]["lr"] == pytest.approx(T.default_lr(16)) and rows[2]["lr"] < rows[1]["lr"]
+    # one-cycle: the first epoch starts at peak / 25, warms up, then anneals
+    assert rows[0]["lr"] == pytest.approx(T.default_lr(16, 0.05) / 25)
+    assert rows[1]["lr"] > rows[0]["lr"] and rows[2]["lr"] < rows[1]["lr"]
     state = T.load_checkpoint(str(reference / "checkpoint.npz"))
     assert state["epoch"] == 3 and state["batch"] == 0 and len(state["history"]) == 3
 
@@ -93,6 +96,22 @@ def _has_matplotlib():
         return True
     except ImportError:
         return False
+
+
+def test_paper_recipe_and_overrides_are_recorded(tmp_path, capsys):
+    cfg, _ = T.parse_config(TINY + ["--recipe", "paper", "--out", str(tmp_path / "a")])
+    assert (cfg["lr"], cfg["schedule"], cfg["nesterov"]) == (pytest.approx(T.default_lr(16)),
+                                                             "cosine", False)
+    assert T.default_lr(64) == pytest.approx(0.01) and T.default_lr(1) == pytest.approx(0.001)
+    cfg, _ = T.parse_config(TINY + ["--schedule", "step", "--no-nesterov", "--lr", "0.2",
+                                    "--out", str(tmp_path / "b")])
+    assert (cfg["recipe"], cfg["lr"], cfg["schedule"], cfg["nesterov"]) == ("short", 0.2, "step",
+                                                                            False)
+    cfg, _ = T.parse_config(TINY + ["--momentum", "0", "--out", str(tmp_path / "c")])
+    assert cfg["nesterov"] is False                     # no momentum, so no Nesterov step
+    with pytest.raises(SystemExit) as e:
+        T.parse_config(TINY + ["--momentum", "0", "--nesterov", "--out", str(tmp_path / "d")])
+    assert e.value.code == 2 and "--nesterov needs momentum" in capsys.readouterr().err
 
 
 def test_summary_line_per_epoch_and_eval_only(tmp_path, capsys):
