@@ -82,7 +82,7 @@ def at_init(specs, batch=128, width=1.0, seed=0, channels=8, device="cpu",
 
 def from_checkpoint(run_dir, batch=128, channels=8, device="cpu", data_dir=None):
     """record(...) for the trained plain8 of a wa-train run folder, fed its first test images."""
-    from .train import load_checkpoint
+    from .run_folder import load_checkpoint
     with open(os.path.join(run_dir, "config.json")) as f:
         cfg = json.load(f)["settings"]
     if cfg["model"] != "plain8":

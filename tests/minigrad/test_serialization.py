@@ -105,3 +105,100 @@ def test_save_on_device_load_on_cpu_and_back(tmp_path, device):
         np.testing.assert_array_equal(a, b, err_msg=k)
         np.testing.assert_array_equal(a, c, err_msg=k)
     assert all(p.device == device for p in back.parameters())
+
+
+def test_plain_values_round_trip_with_their_types(tmp_path):
+    """What a training checkpoint holds beside arrays comes back as it went in."""
+    gen = np.random.default_rng(5)
+    gen.random(3)
+    ckpt = {"rng": {"init": gen.bit_generator.state,          # 128-bit Python ints inside
+                    "numpy": np.random.get_state()},          # ("MT19937", array, int, int, float)
+            3: {"step": 4, "buffer": np.arange(3, dtype=np.float32)},
+            "3": "a str key beside the int key",
+            "history": [{"epoch": 1, "loss": 0.5, "lr": float("nan")}, {"epoch": 2, "loss": 0.25}],
+            "mixed": [1, 2.5, None, "x", True, np.float32(1.5), np.arange(2)],
+            "betas": (0.9, 0.999), "params": [0, 1, 2], "empty": {"l": [], "t": (), "d": {}},
+            "scalars": {"f32": np.float32(0.1), "i8": np.int8(-3), "f64": np.float64(0.2),
+                        "c": 1 + 2j, "big": 2 ** 100, "inf": -float("inf")},
+            "tensor": mg.Tensor(np.full((2, 2), 5.0))}
+    mg.save(ckpt, tmp_path / "ckpt.npz")
+    out = mg.load(tmp_path / "ckpt.npz")
+    assert out["rng"]["init"] == gen.bit_generator.state
+    numpy_state = out["rng"]["numpy"]
+    assert type(numpy_state) is tuple and numpy_state[0] == "MT19937"
+    np.testing.assert_array_equal(numpy_state[1], ckpt["rng"]["numpy"][1])
+    assert numpy_state[1].dtype == ckpt["rng"]["numpy"][1].dtype
+    assert numpy_state[2:] == ckpt["rng"]["numpy"][2:]
+    np.random.set_state(numpy_state)
+    assert list(out) == ["rng", 3, "3", "history", "mixed", "betas", "params", "empty", "scalars",
+                         "tensor"]
+    assert out[3]["step"] == 4 and out["3"] == ckpt["3"]
+    np.testing.assert_array_equal(out[3]["buffer"], np.arange(3))
+    assert out[3]["buffer"].dtype == np.float32
+    h = out["history"]
+    assert type(h) is list and h[1] == {"epoch": 2, "loss": 0.25} and np.isnan(h[0]["lr"])
+    m = out["mixed"]
+    assert m[:5] == [1, 2.5, None, "x", True] and type(m[4]) is bool and type(m[0]) is int
+    assert type(m[5]) is np.float32 and m[5] == np.float32(1.5)
+    np.testing.assert_array_equal(m[6], [0, 1])
+    assert out["betas"] == (0.9, 0.999) and out["params"] == [0, 1, 2]
+    assert out["empty"] == {"l": [], "t": (), "d": {}}
+    s = out["scalars"]
+    assert type(s["f32"]) is np.float32 and s["f32"] == np.float32(0.1)
+    assert type(s["i8"]) is np.int8 and s["i8"] == -3
+    assert type(s["f64"]) is np.float64 and s["f64"] == 0.2
+    assert s["c"] == 1 + 2j and s["big"] == 2 ** 100 and s["inf"] == -float("inf")
+    assert type(out["tensor"]) is np.ndarray
+    np.testing.assert_array_equal(out["tensor"], np.full((2, 2), 5.0))
+    with np.load(tmp_path / "ckpt.npz") as z:            # arrays stay plain members
+        assert "3/buffer" in z.files and "mixed/6" in z.files and "rng/numpy/1" in z.files
+
+
+def test_keys_and_values_that_cannot_be_saved(tmp_path):
+    path = tmp_path / "x.npz"
+    with pytest.raises(ValueError, match="name the same member"):
+        mg.save({1: np.zeros(1), "1": np.ones(1)}, path)
+    with pytest.raises(ValueError, match="reserved"):
+        mg.save({"__tree__": np.zeros(1), "n": 1}, path)
+    with pytest.raises(TypeError, match="keys must be strings or ints"):
+        mg.save({"a": {(1, 2): 3}}, path)
+    with pytest.raises(TypeError, match="'a/b'.*array of Python objects"):
+        mg.save({"a": {"b": np.array([1, "x", None], dtype=object)}}, path)
+    with pytest.raises(ValueError, match="empty"):
+        mg.save({"a": {"": 1}}, path)
+    assert not os.listdir(tmp_path)
+
+
+def test_files_without_a_tree_still_load(tmp_path):
+    """Files from before the tree existed: nested at the "/"s, numbers as 0-d arrays."""
+    np.savez(tmp_path / "old.npz", **{"model/w": np.ones(2), "optimizer/state/0/step": np.array(3),
+                                      "epoch": np.array(7)})
+    out = mg.load(tmp_path / "old.npz")
+    np.testing.assert_array_equal(out["model"]["w"], np.ones(2))
+    assert int(out["optimizer"]["state"][0]["step"]) == 3 and int(out["epoch"]) == 7
+
+
+def test_damaged_tree_is_reported(tmp_path):
+    np.savez(tmp_path / "bad.npz", __tree__=np.array("{not json"))
+    with pytest.raises(ValueError, match="damaged layout"):
+        mg.load(tmp_path / "bad.npz")
+
+
+def test_save_fsyncs_before_the_rename(tmp_path, monkeypatch):
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    mg.save({"a": np.zeros(2), "n": 1}, tmp_path / "c.npz")
+    assert events == ["fsync", "replace"]
+
+
+def test_nested_device_arrays_come_back_on_the_host(tmp_path, device):
+    from minigrad import backend
+    x = backend.to_device(np.arange(3.0), device)
+    mg.save({"opt": {"state": {0: {"buf": x}}}, "pair": (x, 1)}, tmp_path / "c.npz")
+    out = mg.load(tmp_path / "c.npz")
+    for a in (out["opt"]["state"][0]["buf"], out["pair"][0]):
+        assert type(a) is np.ndarray
+        np.testing.assert_array_equal(a, np.arange(3.0))
+    assert out["pair"][1] == 1

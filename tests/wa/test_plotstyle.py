@@ -31,7 +31,7 @@ def test_style_is_scoped():
     assert matplotlib.rcParams["font.size"] == before
 
 
-@pytest.mark.parametrize("path", ["wa/train.py", "wa/sweep.py", "wa/activations.py",
+@pytest.mark.parametrize("path", ["wa/run_folder.py", "wa/sweep.py", "wa/activations.py",
                                   "wa/distributions.py",
                                   *sorted(str(p.relative_to(REPO)) for p in
                                           (REPO / "notebooks").glob("0*.py"))])

@@ -378,6 +378,31 @@ def test_checkpoint_round_trip_keeps_types(tmp_path):
     assert not os.path.exists(path + ".tmp")
 
 
+def test_checkpoints_are_minigrad_files(reference):
+    """One format: minigrad.load reads what wa-train writes, the same as load_checkpoint."""
+    path = str(reference / "checkpoint.npz")
+    state, via_mg = T.load_checkpoint(path), mg.load(path)
+    assert list(state) == list(via_mg) and state["history"] == via_mg["history"]
+    assert state["rng"]["init"] == via_mg["rng"]["init"] and type(state["rng"]["numpy"]) is tuple
+    for k, v in state["model"].items():
+        np.testing.assert_array_equal(v, via_mg["model"][k], err_msg=k)
+
+
+def test_checkpoints_of_the_old_wa_format_still_load(tmp_path):
+    """wa-train's own .npz before it used minigrad.save: arrays a0, a1, ... and a JSON __meta__."""
+    meta = {"__dict__": [["model", {"__dict__": [["w", {"__array__": "a0"}]]}], ["epoch", 2],
+                         [3, {"__tuple__": ["MT19937", {"__array__": "a1"}, 624]}],
+                         ["history", [{"__dict__": [["loss", 0.5]]}]]]}
+    path = tmp_path / "old.npz"
+    np.savez(path, __meta__=np.array(json.dumps(meta)), a0=np.ones(2, np.float32),
+             a1=np.arange(3, dtype=np.uint32))
+    back = T.load_checkpoint(str(path))
+    assert list(back) == ["model", "epoch", 3, "history"] and back["epoch"] == 2
+    assert back["model"]["w"].dtype == np.float32 and back["history"] == [{"loss": 0.5}]
+    assert back[3][0] == "MT19937" and back[3][2] == 624 and type(back[3]) is tuple
+    np.testing.assert_array_equal(back[3][1], [0, 1, 2])
+
+
 def test_damaged_checkpoint_is_reported(tmp_path):
     path = tmp_path / "c.npz"
     path.write_bytes(b"not an npz")

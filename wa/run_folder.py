@@ -1,0 +1,110 @@
+"""The run folder of wa-train (--out): its files and how each one is written.
+
+  config.json     every setting, the seed, package and library versions (`Trainer.write_config`);
+  metrics.jsonl   one JSON object per finished epoch (epoch, train_loss, train_acc, test_loss,
+                  test_acc, lr, seconds, images_per_s), accuracies as fractions;
+  checkpoint.npz  model, optimizer, scheduler, loader and RNG states plus the metrics so far,
+                  in `minigrad.save`'s format (`minigrad.load` reads it);
+  curves.png      loss and accuracy against epoch (skipped, with a note, without matplotlib);
+  distributions.npz, distributions.png   with --record-distributions (`wa.distributions`).
+
+Files are written to a temporary name and renamed over the old one, so a kill leaves the old
+file or the new one, never half of one (metrics.jsonl also grows by appending a line, which a
+resume rewrites from the checkpoint's history).
+"""
+import json
+import os
+
+import minigrad as mg
+
+CONFIG, METRICS, CHECKPOINT, CURVES = "config.json", "metrics.jsonl", "checkpoint.npz", "curves.png"
+
+
+class CheckpointError(RuntimeError):
+    """An unreadable checkpoint."""
+
+
+def save_checkpoint(path, state):
+    """`minigrad.save`: arrays, nested dicts, lists, tuples and plain values, atomically."""
+    mg.save(state, path)
+
+
+def load_checkpoint(path):
+    """What `save_checkpoint` wrote (or wa-train's format before it used minigrad.save)."""
+    try:
+        state = mg.load(path)
+        return _read_wa_npz(state) if "__meta__" in state else state
+    except Exception as e:
+        raise CheckpointError(f"cannot read checkpoint {path} ({type(e).__name__}: {e}); "
+                              "it is not one wa-train wrote, or the disk is damaged") from None
+
+
+def _read_wa_npz(flat):
+    """A checkpoint from wa-train before it used minigrad.save: arrays "a0", "a1", ... and a
+    JSON "__meta__" with {"__array__": key}, {"__dict__": [[k, v], ...]}, {"__tuple__": [...]}."""
+    def unpack(node):
+        if isinstance(node, list):
+            return [unpack(v) for v in node]
+        if not isinstance(node, dict):
+            return node
+        if "__array__" in node:
+            return flat[node["__array__"]]
+        if "__tuple__" in node:
+            return tuple(unpack(v) for v in node["__tuple__"])
+        return {k: unpack(v) for k, v in node["__dict__"]}
+    return unpack(json.loads(str(flat["__meta__"])))
+
+
+def write_json(path, doc):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=2)
+    os.replace(tmp, path)
+
+
+def read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_metrics(out, history):
+    """Rewrite metrics.jsonl from the history (after a resume it may hold a line too many
+    or too few, depending on when the run died)."""
+    tmp = os.path.join(out, METRICS + ".tmp")
+    with open(tmp, "w") as f:
+        for rec in history:
+            f.write(json.dumps(rec) + "\n")
+    os.replace(tmp, os.path.join(out, METRICS))
+
+
+def append_metrics(out, rec):
+    with open(os.path.join(out, METRICS), "a") as f:
+        f.write(json.dumps(rec) + "\n")
+        f.flush()
+
+
+def plot_curves(path, history, title, log=print):
+    """Loss and accuracy against epoch, train dashed and test solid, into `path`."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from wa import plotstyle
+        plotstyle.use()
+    except ImportError:
+        log(f"matplotlib is not installed: skipping {os.path.basename(path)} (pip install matplotlib)")
+        return
+    ep = [r["epoch"] for r in history]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, style in (("train", "--"), ("test", "-")):
+        ax1.plot(ep, [r[f"{key}_loss"] for r in history], style, label=key)
+        ax2.plot(ep, [r[f"{key}_acc"] for r in history], style, label=key)
+    ax1.set(xlabel="epoch", ylabel="loss")
+    ax2.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
+    for ax in (ax1, ax2):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
