@@ -205,7 +205,8 @@ class Trainer:
                    "parameters": int(sum(p.size for p in self.model.parameters())),
                    "param_groups": [{"name": "fixup scalars" if i else "main",
                                      "parameters": int(sum(p.size for p in g["params"])),
-                                     "lr": g["lr"]}
+                                     # the group's peak rate (one-cycle starts below it)
+                                     "lr": g.get("max_lr", g.get("initial_lr", g["lr"]))}
                                     for i, g in enumerate(self.optimizer.param_groups)],
                    "gn_groups_per_layer": self._group_counts()}
         rf.write_json(path, doc)

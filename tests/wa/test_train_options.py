@@ -120,7 +120,8 @@ def test_a_fixup_scalar_moves_a_tenth_as_far(tmp_path):
     the scalars' updates differ by the factor 10 (step 2: at step 1 Fixup's zero classifier
     gives everything below it a zero gradient)."""
     cfg, _ = T.parse_config(TINY + ["--model", "resnet20", "--width", "0.25", "--norm", "wa",
-                                    "--epochs", "2", "--lr", "0.05", "--out", str(tmp_path / "r")])
+                                    "--epochs", "2", "--lr", "0.05", "--schedule", "cosine",
+                                    "--out", str(tmp_path / "r")])
     tenth, full = T.Trainer(cfg), T.Trainer(cfg)
     tenth.setup()
     full.setup()
