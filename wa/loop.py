@@ -29,9 +29,11 @@ def count_correct(logits, y):
     return int((logits.data.argmax(axis=1) == y.data).sum())
 
 
-def train_step(model, optimizer, scheduler, x, y):
+def train_step(model, optimizer, scheduler, x, y, watch=None):
     """One optimizer step on the batch (x, y).  Returns (mean loss, correct predictions);
-    a NaN or infinite loss returns at once, before the backward pass and the update."""
+    a NaN or infinite loss returns at once, before the backward pass and the update.
+    `watch` (a `wa.diagnostics.TrainingDiagnostics`, optional) looks at the gradients and
+    weights between the backward pass and the update."""
     logits = model(x)                          # forward
     loss = F.cross_entropy(logits, y)          # mean over the batch
     value = float(loss.item())
@@ -39,6 +41,8 @@ def train_step(model, optimizer, scheduler, x, y):
         return value, 0
     optimizer.zero_grad()                      # gradients accumulate: clear the last step's
     loss.backward()                            # d loss / d parameter, into each p.grad
+    if watch is not None:
+        watch.before_update()                  # gradient norms, the weights before the step
     optimizer.step()                           # update every parameter (SGD, momentum)
     scheduler.step()                           # the learning rate of the next step
     return value, count_correct(logits, y)

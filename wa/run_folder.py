@@ -6,7 +6,9 @@
   checkpoint.npz  model, optimizer, scheduler, loader and RNG states plus the metrics so far,
                   in `minigrad.save`'s format (`minigrad.load` reads it);
   curves.png      loss and accuracy against epoch (skipped, with a note, without matplotlib);
-  distributions.npz, distributions.png   with --record-distributions (`wa.distributions`).
+  distributions.npz, distributions.png   with --record-distributions (`wa.distributions`);
+  diagnostics.jsonl   with --diagnostics-every N: per-layer statistics every N steps
+                  (`wa.diagnostics`), one JSON object per layer and recorded step.
 
 Files are written to a temporary name and renamed over the old one, so a kill leaves the old
 file or the new one, never half of one (metrics.jsonl also grows by appending a line, which a
@@ -18,6 +20,7 @@ import os
 import minigrad as mg
 
 CONFIG, METRICS, CHECKPOINT, CURVES = "config.json", "metrics.jsonl", "checkpoint.npz", "curves.png"
+DIAGNOSTICS = "diagnostics.jsonl"
 
 
 class CheckpointError(RuntimeError):
@@ -67,14 +70,19 @@ def read_json(path):
         return json.load(f)
 
 
+def write_jsonl(path, records):
+    """Rewrite a .jsonl file, one JSON object a line, atomically."""
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        for rec in records:
+            f.write(json.dumps(rec) + "\n")
+    os.replace(tmp, path)
+
+
 def write_metrics(out, history):
     """Rewrite metrics.jsonl from the history (after a resume it may hold a line too many
     or too few, depending on when the run died)."""
-    tmp = os.path.join(out, METRICS + ".tmp")
-    with open(tmp, "w") as f:
-        for rec in history:
-            f.write(json.dumps(rec) + "\n")
-    os.replace(tmp, os.path.join(out, METRICS))
+    write_jsonl(os.path.join(out, METRICS), history)
 
 
 def append_metrics(out, rec):

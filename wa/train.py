@@ -23,6 +23,8 @@ The run folder (--out) gets
   distributions.npz, distributions.png   with --record-distributions: per-epoch histograms of
                   chosen layers' weights (raw and, for WA/WS/WN, effective) and of one channel's
                   activations (see `wa.distributions`; the paper's Figs. 4-5 and 9-12).
+  diagnostics.jsonl   with --diagnostics-every N: each conv layer's activation mean/std, gradient
+                  norm, update-to-weight ratio and WA's gamma every N steps (`wa.diagnostics`).
 
 Group norms (gn, bcn): --gn-groups N (default 32, the GN paper's and the WA paper's setting) and
 --gn-min-channels K (default 1; 4 is the rule that lets narrow nets such as resnet20 learn) set
@@ -174,6 +176,9 @@ def build_parser(prog="wa-train"):
       "first, a middle and the last conv]")
     a("--record-channel", type=_nonneg_int, default=0, metavar="C",
       help="the output channel (filter) recorded in each layer [0]")
+    a("--diagnostics-every", type=_positive(int), default=None, metavar="N",
+      help="every N steps, write each conv layer's activation mean/std, gradient norm, "
+      "update-to-weight ratio and WA's gamma to diagnostics.jsonl (wa.diagnostics)")
     return p
 
 

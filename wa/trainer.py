@@ -127,6 +127,7 @@ class Trainer:
         self.history = []
         self.epoch, self.batch = 0, 0          # finished epochs; finished batches of the next one
         self.partial = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        self.diagnostics, self.diagnostic_rows = None, []   # --diagnostics-every
 
     # -- setup ----------------------------------------------------------------------------
     def setup(self):
@@ -144,6 +145,9 @@ class Trainer:
                                    nesterov=c["nesterov"])
         self.total_steps = c["epochs"] * len(self.train_loader)
         self.scheduler = make_scheduler(c, self.optimizer, self.total_steps)
+        if c.get("diagnostics_every"):
+            from .diagnostics import TrainingDiagnostics
+            self.diagnostics = TrainingDiagnostics(self.model, every=c["diagnostics_every"])
         self.recorder = None
         if c.get("record_distributions"):
             from . import distributions
@@ -171,7 +175,8 @@ class Trainer:
         return {"model": dict(self.model.state_dict()), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "loader": self.train_loader.state_dict(),
                 "rng": rng_states(), "epoch": self.epoch, "batch": self.batch,
-                "partial": dict(self.partial), "history": list(self.history)}
+                "partial": dict(self.partial), "history": list(self.history),
+                "diagnostics": list(self.diagnostic_rows)}
 
     def load_state(self, s):
         self.model.load_state_dict(s["model"])
@@ -181,9 +186,12 @@ class Trainer:
         set_rng_states(s["rng"])
         self.epoch, self.batch = int(s["epoch"]), int(s["batch"])
         self.partial, self.history = dict(s["partial"]), list(s["history"])
+        self.diagnostic_rows = list(s.get("diagnostics", []))
 
     def save(self):
         rf.save_checkpoint(self.ckpt_path, self.state())
+        if self.diagnostics is not None:   # after the checkpoint, which holds the same rows
+            rf.write_jsonl(os.path.join(self.out, rf.DIAGNOSTICS), self.diagnostic_rows)
 
     def write_config(self):
         """config.json for a new run; a resumed run keeps it and notes the resume."""
@@ -242,7 +250,13 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------
     def train_step(self, x, y):
-        return loop.train_step(self.model, self.optimizer, self.scheduler, x, y)
+        if self.diagnostics is None:
+            return loop.train_step(self.model, self.optimizer, self.scheduler, x, y)
+        self.diagnostics.begin(self.epoch * len(self.train_loader) + self.batch)
+        result = loop.train_step(self.model, self.optimizer, self.scheduler, x, y,
+                                 watch=self.diagnostics)
+        self.diagnostic_rows += [{"epoch": self.epoch + 1, **row} for row in self.diagnostics.end()]
+        return result
 
     def evaluate(self):
         return loop.evaluate(self.model, self.test_loader)

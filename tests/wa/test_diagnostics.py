@@ -76,3 +76,47 @@ def test_remove_takes_the_hooks_off_and_bad_arguments_are_named():
         TrainingDiagnostics(model, every=0)
     with pytest.raises(ValueError, match="no Conv2d"):
         TrainingDiagnostics(nn.Linear(2, 2))
+
+
+# ---------------------------------------------------------------------------------------
+# wa-train --diagnostics-every
+# ---------------------------------------------------------------------------------------
+TINY = ["--dataset", "synthetic", "--model", "plain8", "--width", "0.0625", "--limit-train", "64",
+        "--limit-test", "32", "--batch-size", "16", "--norm", "wa", "--epochs", "3",
+        "--diagnostics-every", "3", "--progress", "off"]
+
+
+def _rows(out):
+    import json
+    with open(out / "diagnostics.jsonl") as f:
+        return [json.loads(line) for line in f]
+
+
+def test_wa_train_writes_diagnostics_and_a_resumed_run_writes_the_same(tmp_path, monkeypatch):
+    import os
+    import signal
+
+    import wa.train as T
+    ref = tmp_path / "ref"
+    assert T.main(TINY + ["--out", str(ref)]) == 0
+    rows = _rows(ref)
+    steps = sorted({r["step"] for r in rows})
+    assert steps == [0, 3, 6, 9]                                # 3 epochs x 4 steps, every 3rd
+    assert len(rows) == 4 * 7 and {r["layer"] for r in rows} == {f"convs.{i}" for i in range(7)}
+    assert all(r["gamma_mean"] is not None and r["update_ratio"] > 0 for r in rows)
+    assert [r["epoch"] for r in rows if r["step"] == 9][0] == 3
+    # Ctrl-C in epoch 2, then --resume: the same rows as the uninterrupted run
+    out, calls = tmp_path / "run", []
+    original = T.Trainer.train_step
+
+    def ctrl_c_at_step_7(self, x, y):
+        calls.append(1)
+        if len(calls) == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self, x, y)
+    with monkeypatch.context() as m:
+        m.setattr(T.Trainer, "train_step", ctrl_c_at_step_7)
+        assert T.main(TINY + ["--out", str(out)]) == 130
+    assert max(r["step"] for r in _rows(out)) == 6
+    assert T.main(["--out", str(out), "--resume", "--progress", "off"]) == 0
+    assert _rows(out) == rows
