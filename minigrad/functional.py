@@ -19,22 +19,18 @@ import numpy as np
 # Parameter dtypes of the norms, checked against the input's (as PyTorch does)
 # ----------------------------------------------------------------------------
 def check_dtypes(fn, x, **params):
-    """A TypeError naming both dtypes and the fix when a parameter or buffer of a norm has a
-    floating dtype that would change the dtype of the result: float32 input with a float64
-    weight (None entries are skipped).
+    """A TypeError naming both dtypes and the fix when a parameter or buffer of a norm has
+    another dtype than the input (None entries are skipped), as conv2d and PyTorch refuse it.
 
-    Without it such a mix silently computes in float64 and hands float64 on to the next layer
-    (conv2d already refuses it).  A parameter NARROWER than the input (float64 input, float32
-    weight) is accepted: the result keeps the input's dtype, and the notebooks feed float64
-    data through float32 layers on purpose.  PyTorch is stricter there: it refuses that
-    direction too."""
+    Without it a float32 input with a float64 weight silently computes in float64 and hands
+    float64 on to the next layer; a float64 input through float32 parameters would quietly
+    run a float32 layer in double precision."""
     xd = getattr(x, "dtype", None)
     for name, p in params.items():
         pd = getattr(p, "dtype", None)
-        if p is None or xd is None or pd is None or pd == xd or np.result_type(xd, pd) == xd:
+        if p is None or xd is None or pd is None or pd == xd:
             continue
-        raise TypeError(f"{fn}: input is {xd} but {name} is {pd}, which would make the result "
-                        f"{np.result_type(xd, pd)}; cast one of them so both match: "
+        raise TypeError(f"{fn}: input is {xd} but {name} is {pd}; cast one of them so both match: "
                         f"module.to(np.{xd}) casts a layer's parameters and buffers, "
                         f"x.astype('{pd}') the input")
 

@@ -101,7 +101,8 @@ def skew(a, axis=None):
 y = F.relu(mg.tensor(rng.standard_normal((16, 8, 8, 8))))        # inputs after a ReLU: all >= 0
 w = mg.tensor(rng.normal(0.05, 0.1, (4, 8, 3, 3)))                # filters with a nonzero mean
 x = F.conv2d(y, w, padding=1)                                      # 4 channels, each with an offset
-gamma, beta = mg.tensor([1.0, 2.0, 0.5, 1.5]), mg.tensor([0.0, 1.0, -1.0, 0.5])
+gamma = mg.tensor([1.0, 2.0, 0.5, 1.5], dtype=np.float64)          # the input's dtype, as
+beta = mg.tensor([0.0, 1.0, -1.0, 0.5], dtype=np.float64)          # every norm requires
 r = F.batch_norm(x, None, None, gamma, beta, training=True, eps=0.0)
 
 xa = x.numpy()
