@@ -34,7 +34,7 @@ import numpy as np
 import minigrad as mg
 from minigrad import backend
 from . import data as wadata
-from . import models, norms
+from . import models, norms, plotstyle
 
 DEFAULT_NORMS = ("none", "bn", "gn", "ln", "in", "wa", "bn+wa", "gn+wa", "ln+wa", "in+wa")
 LAYERS = (1, 3, 7, 8)          # conv layers 1, 3, 7 and the classifier (the 8th layer)
@@ -115,14 +115,8 @@ def table(results):
 
 def plot(results, path, bins=60, title=""):
     """One row per spec, one column per layer; in each panel one histogram per channel."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from wa import plotstyle
-        plotstyle.use()
-    except ImportError:
-        print("matplotlib is not installed: skipping the PNG (pip install matplotlib)")
+    plt = plotstyle.pyplot()
+    if plt is None:
         return False
     specs = list(results)
     layers = list(next(iter(results.values())))

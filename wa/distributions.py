@@ -32,6 +32,8 @@ import numpy as np
 import minigrad as mg
 from minigrad import backend, nn
 
+from . import plotstyle
+
 __all__ = ["BINS", "KINDS", "default_layers", "Recorder", "load", "plot"]
 
 BINS = 60
@@ -162,15 +164,9 @@ def load(path):
 def plot(path, png, title=""):
     """distributions.png from distributions.npz: rows = layers, columns = kinds; returns False
     (and says why) without matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: skipping distributions.png (pip install matplotlib)")
+    plt = plotstyle.pyplot(os.path.basename(str(png)))
+    if plt is None:
         return False
-    from wa import plotstyle
-    plotstyle.use()
     data = load(path)
     layers, epochs = [str(x) for x in data["layers"]], data["epochs"]
     kinds = [k for k in KINDS if any(f"{name}/{k}/counts" in data for name in layers)]

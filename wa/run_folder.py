@@ -19,6 +19,8 @@ import os
 
 import minigrad as mg
 
+from . import plotstyle
+
 CONFIG, METRICS, CHECKPOINT, CURVES = "config.json", "metrics.jsonl", "checkpoint.npz", "curves.png"
 DIAGNOSTICS = "diagnostics.jsonl"
 
@@ -93,14 +95,8 @@ def append_metrics(out, rec):
 
 def plot_curves(path, history, title, log=print):
     """Loss and accuracy against epoch, train dashed and test solid, into `path`."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from wa import plotstyle
-        plotstyle.use()
-    except ImportError:
-        log(f"matplotlib is not installed: skipping {os.path.basename(path)} (pip install matplotlib)")
+    plt = plotstyle.pyplot(os.path.basename(path), log)
+    if plt is None:
         return
     ep = [r["epoch"] for r in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))

@@ -35,7 +35,7 @@ import math
 import os
 import sys
 
-from . import norms
+from . import norms, plotstyle
 from . import train as T
 
 FIELDS = ("model", "norm", "batch_size", "seed", "status", "epochs_done", "test_error", "test_acc",
@@ -259,14 +259,8 @@ def format_table(summary, models, norms_, batch_sizes):
 
 
 def plot(summary, models, norms_, batch_sizes, path, title):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from wa import plotstyle
-        plotstyle.use()
-    except ImportError:
-        print("matplotlib is not installed: skipping the PNG (pip install matplotlib)")
+    plt = plotstyle.pyplot()
+    if plt is None:
         return False
     fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.5), squeeze=False)
     pos = {b: i for i, b in enumerate(batch_sizes)}

@@ -31,15 +31,29 @@ def test_style_is_scoped():
     assert matplotlib.rcParams["font.size"] == before
 
 
-@pytest.mark.parametrize("path", ["wa/run_folder.py", "wa/sweep.py", "wa/activations.py",
-                                  "wa/distributions.py",
-                                  *sorted(str(p.relative_to(REPO)) for p in
-                                          (REPO / "notebooks").glob("0*.py"))])
-def test_every_plot_uses_the_style(path):
+SMALL_TEXT_OR_LOW_DPI = r"fontsize\s*=\s*[1-8]\b|labelsize\"?\s*:\s*[1-8]\b|dpi\"?\s*[:=]\s*[1-8]\d\b"
+CLI_PLOTS = sorted(str(p.relative_to(REPO)) for p in (REPO / "wa").glob("*.py")
+                   if "plt." in p.read_text() and p.name != "plotstyle.py")
+NOTEBOOK_PLOTS = sorted(str(p.relative_to(REPO)) for p in (REPO / "notebooks").glob("0*.py")
+                        if "matplotlib" in p.read_text())
+
+
+def test_the_plots_were_found():
+    assert {"wa/run_folder.py", "wa/sweep.py", "wa/activations.py",
+            "wa/distributions.py"} <= set(CLI_PLOTS)
+    assert len(NOTEBOOK_PLOTS) >= 3
+
+
+@pytest.mark.parametrize("path", CLI_PLOTS)
+def test_every_cli_plot_gets_pyplot_from_plotstyle(path):
     text = (REPO / path).read_text()
-    if "matplotlib" not in text:
-        pytest.skip(f"{path} draws nothing")
+    assert "plotstyle.pyplot(" in text and "import matplotlib" not in text, \
+        f"{path} draws figures without wa.plotstyle.pyplot()"
+    assert not re.search(SMALL_TEXT_OR_LOW_DPI, text), path
+
+
+@pytest.mark.parametrize("path", NOTEBOOK_PLOTS)
+def test_every_notebook_plot_uses_the_style(path):
+    text = (REPO / path).read_text()
     assert "plotstyle.use()" in text, f"{path} draws figures without wa.plotstyle.use()"
-    # no hand-set small fonts or low dpi left behind
-    assert not re.search(r"fontsize\s*=\s*[1-8]\b|labelsize\"?\s*:\s*[1-8]\b|dpi\"?\s*[:=]\s*[1-8]\d\b",
-                         text), path
+    assert not re.search(SMALL_TEXT_OR_LOW_DPI, text), path
