@@ -123,6 +123,142 @@ def torch_net(net):
 
 
 # ----------------------------------------------------------------------------
+# ResNet-20 (wa.models) and its PyTorch twin
+# ----------------------------------------------------------------------------
+RESNET_SPECS = ("bn", "wa", "gn+wa")
+
+
+def _torch_resnet(model):
+    """A PyTorch copy of a minigrad `wa.models` CIFAR ResNet (BasicBlock or its Fixup
+    version; norm bn, gn or none; conv Conv2d or WAConv2d), with the same parameter
+    names and values."""
+    import torch
+
+    from minigrad import nn as mnn
+    from wa import models as wm
+    from wa.nn import WAConv2d
+    tnn, tF = torch.nn, torch.nn.functional
+
+    class TWAConv2d(tnn.Conv2d):
+        def __init__(self, m):
+            super().__init__(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                             bias=False)
+            self.eps, self.alpha = m.eps, m.alpha
+            self.gamma = tnn.Parameter(torch.ones(m.out_channels))
+
+        def forward(self, x):
+            w = self.weight.reshape(self.out_channels, -1)
+            d = w - w.mean(dim=1, keepdim=True)
+            v = (d * d).mean(dim=1, keepdim=True)
+            w_hat = self.gamma[:, None] * d / torch.sqrt(self.alpha * w.shape[1] * v + self.eps)
+            return tF.conv2d(x, w_hat.reshape(self.weight.shape), None, self.stride, self.padding)
+
+    def conv(m):
+        if isinstance(m, WAConv2d):
+            return TWAConv2d(m)
+        return tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                          bias=False)
+
+    def norm(m):
+        if isinstance(m, mnn.BatchNorm2d):
+            return tnn.BatchNorm2d(m.num_features)
+        if isinstance(m, mnn.GroupNorm):
+            return tnn.GroupNorm(m.num_groups, m.num_channels)
+        return tnn.Identity()
+
+    def scalar():
+        return tnn.Parameter(torch.zeros(1))
+
+    class Block(tnn.Module):
+        def __init__(self, b):
+            super().__init__()
+            self.fixup = isinstance(b, wm.FixupBasicBlock)
+            self.conv1, self.conv2 = conv(b.conv1), conv(b.conv2)
+            if self.fixup:
+                self.bias1a, self.bias1b, self.bias2a, self.bias2b, self.scale = (
+                    scalar() for _ in range(5))
+                self.shortcut = None if b.shortcut is None else conv(b.shortcut)
+            else:
+                self.n1, self.n2 = norm(b.n1), norm(b.n2)
+                self.shortcut = (tnn.Identity() if isinstance(b.shortcut, mnn.Identity) else
+                                 tnn.Sequential(conv(b.shortcut[0]), norm(b.shortcut[1])))
+
+        def forward(self, x):
+            if self.fixup:
+                out = tF.relu(self.conv1(x + self.bias1a) + self.bias1b)
+                out = self.conv2(out + self.bias2a) * self.scale + self.bias2b
+                identity = x if self.shortcut is None else self.shortcut(x + self.bias1a)
+                return tF.relu(out + identity)
+            out = tF.relu(self.n1(self.conv1(x)))
+            return tF.relu(self.n2(self.conv2(out)) + self.shortcut(x))
+
+    class Net(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fixup = model.fixup
+            self.conv1, self.n1 = conv(model.conv1), norm(model.n1)
+            self.layers = tnn.Sequential(*[tnn.Sequential(*[Block(b) for b in stage])
+                                           for stage in model.layers])
+            self.fc = tnn.Linear(model.fc.in_features, model.fc.out_features)
+            if self.fixup:
+                self.bias1, self.bias2 = scalar(), scalar()
+
+        def forward(self, x):
+            out = self.n1(self.conv1(x))
+            out = tF.relu(out + self.bias1 if self.fixup else out)
+            out = tF.adaptive_avg_pool2d(self.layers(out), 1).flatten(1)
+            return self.fc(out + self.bias2 if self.fixup else out)
+
+    net = Net()
+    theirs = dict(net.named_parameters())
+    ours = dict(model.named_parameters())
+    if set(theirs) != set(ours):
+        raise RuntimeError(f"parameter names differ: {sorted(set(theirs) ^ set(ours))}")
+    with torch.no_grad():
+        for name, p in ours.items():
+            theirs[name].copy_(torch.from_numpy(np.array(p.data)).reshape(theirs[name].shape))
+    return net
+
+
+def resnet_steps(spec, batch, lr=0.1, seed=0):
+    """Training-step closures (minigrad, PyTorch) for ResNet-20 normalized by `spec`, same
+    weights, same data, SGD with momentum 0.9 and weight decay 5e-4 (wa-train's defaults),
+    and a line with both first-step losses."""
+    import torch
+
+    from minigrad import optim
+    from wa import models
+    model = models.build("resnet20", norm=spec)
+    model.train()
+    tmodel = _torch_resnet(model)
+    tmodel.train()
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
+    t = rng.integers(0, CLASSES, batch)
+    opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    topt = torch.optim.SGD(tmodel.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    X, T = mg.tensor(x), mg.tensor(t)
+    tx, tt = torch.from_numpy(x), torch.from_numpy(t)
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(X), T)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def tstep():
+        topt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(tmodel(tx), tt)
+        loss.backward()
+        topt.step()
+        return loss.item()
+
+    losses = step(), tstep()
+    return step, tstep, f"first-step loss: minigrad {losses[0]:.6f}, PyTorch {losses[1]:.6f}"
+
+
+# ----------------------------------------------------------------------------
 # Timing
 # ----------------------------------------------------------------------------
 def alternate(tasks, steps, rounds):
