@@ -35,7 +35,7 @@ ARGS.add_argument("--threads", type=int, default=os.cpu_count(),
                   help="BLAS / PyTorch threads (default: all cores)")
 ARGS.add_argument("--rounds", type=int, default=7, help="alternating blocks per measurement")
 ARGS.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
-ARGS.add_argument("--resnet", default=",".join(("bn", "wa", "gn+wa")),
+ARGS.add_argument("--resnet", default="bn,wa,gn+wa",
                   help="norm specs of the ResNet-20 rows, comma-separated ('' for none)")
 ARGS.add_argument("--resnet-batches", default="64,2,1", help="batch sizes of the ResNet-20 rows")
 
