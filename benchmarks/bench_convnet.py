@@ -1,22 +1,29 @@
-"""Speed of minigrad's convolution on a small CIFAR-sized conv net, next to PyTorch's.
+"""Speed of minigrad training next to PyTorch's: a small conv net, ResNet-20, and one conv layer.
 
     python benchmarks/bench_convnet.py [--threads N] [--rounds R] [--no-torch]
+                                       [--resnet bn,wa,gn+wa] [--resnet-batches 64,2,1]
 
-The net (float32, input 3x32x32, BatchNorm + ReLU after every conv):
+The small net (float32, input 3x32x32, BatchNorm + ReLU after every conv):
 
     conv3x3 3->32, conv3x3 32->32, maxpool 2, conv3x3 32->64, conv3x3 64->64, maxpool 2,
     conv3x3 64->128, maxpool 2, global average pool, linear 128->10
 
-Printed as a markdown table:
-  * training-step throughput (forward, cross-entropy, backward, plain SGD update)
-    in images/s at batch 64 and batch 1;
-  * forward and backward GFLOP/s of conv2d on the net's largest layer (32->32 at
+ResNet-20 as users train it: `wa.models.build("resnet20", norm=spec)` at full width, for
+each spec of --resnet (BN, WA alone (Fixup blocks), GN+WA), and a PyTorch twin built from
+it with the same parameter names and values (`_torch_resnet`).
+
+Every training step is forward, cross-entropy, backward and an update by SGD with momentum
+0.9 and weight decay 5e-4 (wa-train's optimizer).  Printed as a markdown table:
+  * training-step throughput in images/s: the small net at batch 64 and 1, ResNet-20 at
+    each of --resnet-batches;
+  * forward and backward GFLOP/s of conv2d on the small net's largest layer (32->32 at
     32x32, batch 64), whole op and the GEMM alone;
   * this machine's own float32 matmul GFLOP/s (the ceiling for an im2col conv);
-  * where PyTorch is importable, the same net and measurements in PyTorch, run in
-    the same process with the same number of threads, in alternating blocks
-    (minigrad, torch, minigrad, ...) so that a change in machine load hits both;
-    each number is the median over the blocks.
+  * where PyTorch is importable, the same nets and measurements in PyTorch, run in
+    the same process with the same number of threads and the same initial weights (the
+    first-step losses are printed and must agree), in alternating blocks (minigrad,
+    torch, minigrad, ...) so that a change in machine load hits both; each number is
+    the median over the blocks.
 """
 import argparse
 import os
@@ -28,6 +35,9 @@ ARGS.add_argument("--threads", type=int, default=os.cpu_count(),
                   help="BLAS / PyTorch threads (default: all cores)")
 ARGS.add_argument("--rounds", type=int, default=7, help="alternating blocks per measurement")
 ARGS.add_argument("--no-torch", action="store_true", help="skip the PyTorch comparison")
+ARGS.add_argument("--resnet", default="bn,wa,gn+wa",
+                  help="norm specs of the ResNet-20 rows, comma-separated ('' for none)")
+ARGS.add_argument("--resnet-batches", default="64,2,1", help="batch sizes of the ResNet-20 rows")
 
 if __name__ == "__main__":
     _threads = str(ARGS.parse_args().threads)
@@ -80,13 +90,13 @@ class MinigradNet:
         h = F.adaptive_avg_pool2d(h, 1).reshape(x.shape[0], -1)
         return F.cross_entropy(F.linear(h, self.fc_w, self.fc_b), target)
 
-    def step(self, x, target, lr=0.01):
-        for p in self.parameters():
-            p.grad = None
+    def step(self, x, target):
+        if not hasattr(self, "opt"):      # wa-train's optimizer: momentum 0.9, weight decay 5e-4
+            self.opt = mg.optim.SGD(self.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
+        self.opt.zero_grad()
         loss = self.loss(x, target)
         loss.backward()
-        for p in self.parameters():
-            p.data -= lr * p.grad          # plain SGD, in place
+        self.opt.step()
         return loss.item()
 
 
@@ -111,7 +121,7 @@ def torch_net(net):
         fc.weight.copy_(torch.from_numpy(net.fc_w.numpy()))
         fc.bias.copy_(torch.from_numpy(net.fc_b.numpy()))
     model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), fc)
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
     def step(x, target):
         opt.zero_grad(set_to_none=True)
@@ -120,6 +130,142 @@ def torch_net(net):
         opt.step()
         return loss.item()
     return step
+
+
+# ----------------------------------------------------------------------------
+# ResNet-20 (wa.models) and its PyTorch twin
+# ----------------------------------------------------------------------------
+RESNET_SPECS = ("bn", "wa", "gn+wa")
+
+
+def _torch_resnet(model):
+    """A PyTorch copy of a minigrad `wa.models` CIFAR ResNet (BasicBlock or its Fixup
+    version; norm bn, gn or none; conv Conv2d or WAConv2d), with the same parameter
+    names and values."""
+    import torch
+
+    from minigrad import nn as mnn
+    from wa import models as wm
+    from wa.nn import WAConv2d
+    tnn, tF = torch.nn, torch.nn.functional
+
+    class TWAConv2d(tnn.Conv2d):
+        def __init__(self, m):
+            super().__init__(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                             bias=False)
+            self.eps, self.alpha = m.eps, m.alpha
+            self.gamma = tnn.Parameter(torch.ones(m.out_channels))
+
+        def forward(self, x):
+            w = self.weight.reshape(self.out_channels, -1)
+            d = w - w.mean(dim=1, keepdim=True)
+            v = (d * d).mean(dim=1, keepdim=True)
+            w_hat = self.gamma[:, None] * d / torch.sqrt(self.alpha * w.shape[1] * v + self.eps)
+            return tF.conv2d(x, w_hat.reshape(self.weight.shape), None, self.stride, self.padding)
+
+    def conv(m):
+        if isinstance(m, WAConv2d):
+            return TWAConv2d(m)
+        return tnn.Conv2d(m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding,
+                          bias=False)
+
+    def norm(m):
+        if isinstance(m, mnn.BatchNorm2d):
+            return tnn.BatchNorm2d(m.num_features)
+        if isinstance(m, mnn.GroupNorm):
+            return tnn.GroupNorm(m.num_groups, m.num_channels)
+        return tnn.Identity()
+
+    def scalar():
+        return tnn.Parameter(torch.zeros(1))
+
+    class Block(tnn.Module):
+        def __init__(self, b):
+            super().__init__()
+            self.fixup = isinstance(b, wm.FixupBasicBlock)
+            self.conv1, self.conv2 = conv(b.conv1), conv(b.conv2)
+            if self.fixup:
+                self.bias1a, self.bias1b, self.bias2a, self.bias2b, self.scale = (
+                    scalar() for _ in range(5))
+                self.shortcut = None if b.shortcut is None else conv(b.shortcut)
+            else:
+                self.n1, self.n2 = norm(b.n1), norm(b.n2)
+                self.shortcut = (tnn.Identity() if isinstance(b.shortcut, mnn.Identity) else
+                                 tnn.Sequential(conv(b.shortcut[0]), norm(b.shortcut[1])))
+
+        def forward(self, x):
+            if self.fixup:
+                out = tF.relu(self.conv1(x + self.bias1a) + self.bias1b)
+                out = self.conv2(out + self.bias2a) * self.scale + self.bias2b
+                identity = x if self.shortcut is None else self.shortcut(x + self.bias1a)
+                return tF.relu(out + identity)
+            out = tF.relu(self.n1(self.conv1(x)))
+            return tF.relu(self.n2(self.conv2(out)) + self.shortcut(x))
+
+    class Net(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fixup = model.fixup
+            self.conv1, self.n1 = conv(model.conv1), norm(model.n1)
+            self.layers = tnn.Sequential(*[tnn.Sequential(*[Block(b) for b in stage])
+                                           for stage in model.layers])
+            self.fc = tnn.Linear(model.fc.in_features, model.fc.out_features)
+            if self.fixup:
+                self.bias1, self.bias2 = scalar(), scalar()
+
+        def forward(self, x):
+            out = self.n1(self.conv1(x))
+            out = tF.relu(out + self.bias1 if self.fixup else out)
+            out = tF.adaptive_avg_pool2d(self.layers(out), 1).flatten(1)
+            return self.fc(out + self.bias2 if self.fixup else out)
+
+    net = Net()
+    theirs = dict(net.named_parameters())
+    ours = dict(model.named_parameters())
+    if set(theirs) != set(ours):
+        raise RuntimeError(f"parameter names differ: {sorted(set(theirs) ^ set(ours))}")
+    with torch.no_grad():
+        for name, p in ours.items():
+            theirs[name].copy_(torch.from_numpy(np.array(p.data)).reshape(theirs[name].shape))
+    return net
+
+
+def resnet_steps(spec, batch, lr=0.01, seed=0):
+    """Training-step closures (minigrad, PyTorch) for ResNet-20 normalized by `spec`, same
+    weights, same data, SGD with momentum 0.9 and weight decay 5e-4 (wa-train's defaults),
+    and a line with both first-step losses."""
+    import torch
+
+    from minigrad import optim
+    from wa import models
+    model = models.build("resnet20", norm=spec)
+    model.train()
+    tmodel = _torch_resnet(model)
+    tmodel.train()
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
+    t = rng.integers(0, CLASSES, batch)
+    opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    topt = torch.optim.SGD(tmodel.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    X, T = mg.tensor(x), mg.tensor(t)
+    tx, tt = torch.from_numpy(x), torch.from_numpy(t)
+
+    def step():
+        opt.zero_grad()
+        loss = F.cross_entropy(model(X), T)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    def tstep():
+        topt.zero_grad(set_to_none=True)
+        loss = torch.nn.functional.cross_entropy(tmodel(tx), tt)
+        loss.backward()
+        topt.step()
+        return loss.item()
+
+    losses = step(), tstep()
+    return step, tstep, f"first-step loss: minigrad {losses[0]:.6f}, PyTorch {losses[1]:.6f}"
 
 
 # ----------------------------------------------------------------------------
@@ -164,11 +310,13 @@ def conv_tasks(torch, N=64, C=32, O=32, H=32):
     cols, w_mat = op.cols, op.w_mat                       # (1, M, K), (1, K, O)
     g = np.ascontiguousarray(gy.transpose(0, 2, 3, 1)).reshape(1, -1, O)
 
-    def forward():
-        return F.conv2d(X, Wt, padding=1)
+    def forward():      # as in a training step, the op is released after use (its buffers
+        F.conv2d(X, Wt, padding=1).creator.release()        # go back to conv's pool)
 
     def backward():     # the conv's own backward (dx and dw), as in a training step
-        forward().creator.backward(gy_cl)
+        op = F.conv2d(X, Wt, padding=1).creator
+        op.backward(gy_cl)
+        op.release()
 
     tasks = {"fwd": forward, "fwd+bwd": backward,
              "gemm_fwd": lambda: np.matmul(cols, w_mat),
@@ -191,7 +339,7 @@ def main():
         except ImportError:
             print("(PyTorch is not installed: minigrad numbers only)\n")
 
-    rows, check = [], None
+    rows, checks = [], []
     net = MinigradNet()
     torch_step = torch_net(net) if torch is not None else None
     rng = np.random.default_rng(2)
@@ -204,10 +352,22 @@ def main():
             tasks["torch"] = lambda: torch_step(tx, tt)
             if batch == 64:     # same weights, same data: the first losses must agree
                 losses = net.step(x, t), torch_step(tx, tt)
-                check = f"first-step loss: minigrad {losses[0]:.6f}, PyTorch {losses[1]:.6f}"
+                checks.append(f"conv net: first-step loss: minigrad {losses[0]:.6f}, "
+                              f"PyTorch {losses[1]:.6f}")
         sec = alternate(tasks, steps, args.rounds)
         ips = {k: batch / v for k, v in sec.items()}
         rows.append((f"training step, batch {batch} (images/s)", ips["minigrad"], ips.get("torch")))
+
+    if torch is not None:
+        for spec in filter(None, args.resnet.split(",")):
+            for batch in (int(b) for b in args.resnet_batches.split(",")):
+                step, tstep, first = resnet_steps(spec, batch)
+                sec = alternate({"minigrad": step, "torch": tstep}, max(1, 16 // batch),
+                                args.rounds)
+                rows.append((f"ResNet-20 {spec}, training step, batch {batch} (images/s)",
+                             batch / sec["minigrad"], batch / sec["torch"]))
+                if batch == 64:
+                    checks.append(f"ResNet-20 {spec}: {first}")
 
     tasks, flops = conv_tasks(torch)
     sec = alternate(tasks, 2, args.rounds)
@@ -227,8 +387,8 @@ def main():
           + (f", PyTorch {torch.__version__}" if torch is not None else "")
           + f"; {args.threads} threads; {os.cpu_count()} cores; load average {load:.2f}; "
           f"medians of {args.rounds} alternating blocks")
-    if check:
-        print(check)
+    for line in checks:
+        print(line)
     print()
     print("| measurement | minigrad (NumPy) | PyTorch | ratio |")
     print("|---|---:|---:|---:|")

@@ -210,7 +210,7 @@ class ReLU(Function):
 
     def forward(self, x):
         self.mask = x > 0
-        return x * self.mask
+        return self.xp.maximum(x, 0)
 
     def backward(self, gy):
         return gy * self.mask

