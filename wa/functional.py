@@ -22,8 +22,8 @@ the filter, and products are elementwise.
 """
 
 from minigrad.autograd import Function, as_tensor
-from minigrad.functional import check_dtypes, group_norm
-from minigrad.ops.checks import check_buffer, check_momentum
+from minigrad.functional import group_norm
+from minigrad.ops.checks import check_buffer, check_dtypes, check_momentum
 
 __all__ = ["weight_align", "weight_standardize", "weight_norm", "batch_channel_norm",
            "WeightAlign", "WeightStandardize", "WeightNorm", "EstimateNorm"]

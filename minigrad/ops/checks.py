@@ -4,6 +4,7 @@
   paddings and dilations of conv2d and the pooling ops, and of the layers that store them.
 * `check_buffer`, `check_momentum`: the running-statistics buffers (C numbers, updated in
   place) and their update rate, for batch_norm, instance_norm and any norm built on them.
+* `check_dtypes`: a norm's parameters and buffers in the input's dtype, as PyTorch asks.
 """
 import numbers
 
@@ -12,7 +13,7 @@ import numpy as np
 from .. import backend
 from ..autograd import Tensor
 
-__all__ = ["PairError", "check_buffer", "check_momentum", "pair"]
+__all__ = ["PairError", "check_buffer", "check_dtypes", "check_momentum", "pair"]
 
 
 class PairError(TypeError, ValueError):
@@ -57,3 +58,20 @@ def check_momentum(momentum, fn):
     """The update rate of running statistics: a number in [0, 1]."""
     if not isinstance(momentum, numbers.Real) or not 0.0 <= momentum <= 1.0:
         raise ValueError(f"{fn}: momentum must be a number in [0, 1], got {momentum!r}")
+
+
+def check_dtypes(fn, x, **params):
+    """A TypeError naming both dtypes and the fix when a parameter or buffer of a norm has
+    another dtype than the input x (None entries are skipped), as conv2d and PyTorch refuse it.
+
+    Without it a float32 input with a float64 weight silently computes in float64 and hands
+    float64 on to the next layer; a float64 input through float32 parameters would quietly
+    run a float32 layer in double precision."""
+    xd = x.dtype
+    for name, p in params.items():
+        pd = getattr(p, "dtype", None)
+        if pd is None or pd == xd:
+            continue
+        raise TypeError(f"{fn}: input is {xd} but {name} is {pd}; cast one of them so both match: "
+                        f"module.to(np.{xd}) casts a layer's parameters and buffers, "
+                        f"x.astype('{pd}') the input")

@@ -36,6 +36,7 @@ import numpy as np
 from ..autograd import Function, as_tensor, no_grad
 from .basic import sum_to
 from .checks import check_buffer as _check_buffer
+from .checks import check_dtypes as _check_dtypes
 from .checks import check_momentum as _check_momentum
 
 __all__ = ["batch_norm", "group_norm", "layer_norm", "instance_norm"]
@@ -388,6 +389,7 @@ def _per_channel_args(x, running_mean, running_var, weight, bias, momentum, fn, 
     rv = _check_buffer(running_var, "running_var", x, C, fn)
     weight = _check_param(weight, "weight", (C,), fn)
     bias = _check_param(bias, "bias", (C,), fn)
+    _check_dtypes(fn, x, weight=weight, bias=bias, running_mean=rm, running_var=rv)
     return x, rm, rv, weight, bias, _channel_param_shape(x)
 
 
@@ -482,6 +484,7 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
     G = int(num_groups)
     weight = _check_param(weight, "weight", (C,), fn)
     bias = _check_param(bias, "bias", (C,), fn)
+    _check_dtypes(fn, x, weight=weight, bias=bias)
     view = (N, G, C // G) + spatial
     axes = tuple(range(2, len(view)))
     pshape = (1, G, C // G) + (1,) * len(spatial)
@@ -507,6 +510,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
                          f"got an input of shape {tuple(x.shape)}")
     weight = _check_param(weight, "weight", ns, fn)
     bias = _check_param(bias, "bias", ns, fn)
+    _check_dtypes(fn, x, weight=weight, bias=bias)
     axes = tuple(range(x.ndim - k, x.ndim))
     y, _ = normalize(x, axes, weight, bias, eps, param_shape=ns)
     return y
