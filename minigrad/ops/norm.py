@@ -172,13 +172,12 @@ class Normalize(Function):
         if need_b:
             t = sum_h if (per_set and sum_h is not None) else gy.sum(axis=shared, keepdims=True)
             gb = sum_to(t, self.param_shape).reshape(self.bias_shape)
+        return _input_grads(self, gx, gw, gb)
 
-        grads = [gx]
-        if self.has_weight:
-            grads.append(gw)
-        if self.has_bias:
-            grads.append(gb)
-        return tuple(grads)
+
+def _input_grads(op, gx, gw, gb):
+    """The gradients in the order of the op's inputs: x, then weight and bias if it had them."""
+    return (gx,) + ((gw,) if op.has_weight else ()) + ((gb,) if op.has_bias else ())
 
 
 def _channels_last(x):
@@ -304,12 +303,7 @@ class ChannelNormalize(Function):
             gw = (Bc * self.s_c).sum(axis=0)
         if need_b:
             gb = A.sum(axis=0)
-        grads = [gx]
-        if self.has_weight:
-            grads.append(gw)
-        if self.has_bias:
-            grads.append(gb)
-        return tuple(grads)
+        return _input_grads(self, gx, gw, gb)
 
 
 def channel_normalize(x, groups=None, batch=False, weight=None, bias=None, eps=1e-5,
