@@ -45,6 +45,7 @@ from matplotlib.patches import Rectangle
 import minigrad as mg
 import minigrad.functional as F
 import _exercises as ex                     # the exercises' checkers (notebooks/_exercises.py)
+from _show import table                     # aligned tables of numbers (notebooks/_show.py)
 from wa import plotstyle
 
 plotstyle.use()
@@ -58,20 +59,6 @@ print(f"mode: {'QUICK (WA_QUICK=1)' if QUICK else 'full'};  numpy {np.__version_
       f"python {platform.python_version()};  {platform.machine()}, {os.cpu_count()} logical CPUs;  "
       f"load average {load};  BLAS threads {BLAS_THREADS}")
 T0 = time.perf_counter()
-
-
-def table(header, rows):
-    "Print rows under a header, columns aligned (numbers with 4 significant digits)."
-    def f(v):
-        if isinstance(v, (float, np.floating)):
-            return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
-        return str(v)
-    cells = [[str(h) for h in header]] + [[f(v) for v in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    for k, r in enumerate(cells):
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def best_times(fns, repeats=REPEATS, budget=0.1 if QUICK else 2.0):

@@ -42,6 +42,7 @@ import minigrad.functional as F
 import wa
 import wa.functional as WF
 import _exercises as ex                     # the exercises' checkers (notebooks/_exercises.py)
+from _show import table                     # aligned tables of numbers (notebooks/_show.py)
 from wa import plotstyle
 
 plotstyle.use()
@@ -61,20 +62,6 @@ print(f"one-unit Monte Carlo: {S_MC} draws, fan-in n = {N_FAN}")
 print(f"paper's model of a deep net: {S_DENSE} samples, width {N_DENSE}, {LAYERS} layers")
 print(f"plain8: input {N_NET} x 3 x {HW} x {HW} of N(0, 1), 64 channels, {LAYERS} conv layers")
 T0 = time.perf_counter()
-
-
-def table(header, rows):
-    "Print rows under a header, columns aligned (numbers with 4 significant digits)."
-    def f(v):
-        if isinstance(v, (float, np.floating)):
-            return f"{v:.4g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
-        return str(v)
-    cells = [[str(h) for h in header]] + [[f(v) for v in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    for k, r in enumerate(cells):
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def skew(a, axis=None):
