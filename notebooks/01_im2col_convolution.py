@@ -89,6 +89,7 @@ x = mg.tensor(np.arange(1, 17, dtype=np.float64).reshape(1, 1, 4, 4))
 cols = F.im2col(x, kernel_size=3).numpy()
 print("input x[0, 0] (each pixel holds its number):\n", x.numpy()[0, 0].astype(int))
 print("\nim2col(x, 3): rows = output pixels (ho, wo), columns = taps (i, j)\n", cols.astype(int))
+assert cols.shape == (4, 9) and set(cols[0]) == {1, 2, 3, 5, 6, 7, 9, 10, 11}, "im2col layout changed"
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1, 2]})
@@ -203,6 +204,7 @@ for stride, padding, dilation in [(1, 0, 1), (1, 1, 1), (2, 1, 1), (1, 2, 2), (2
     rows.append([f"s={stride} p={padding} d={dilation}", str(ref.shape), np.abs(hand - ref).max(),
                  np.abs(lib - ref).max()])
 table(["geometry", "output shape", "max |cols @ W_mat - loop|", "max |F.conv2d - loop|"], rows)
+assert max(max(r[2], r[3]) for r in rows) < 1e-12, "im2col conv != loop (float64 rounding is ~1e-15)"
 
 # %% [markdown]
 # Identical to rounding (float64, ~1e-15). `F.conv2d` does the same product with two refinements
@@ -232,6 +234,7 @@ for (N, C, H, k, s, p, d) in [(2, 3, 7, 3, 1, 0, 1), (2, 3, 7, 3, 1, 1, 1), (1, 
     rhs = (cr * F.im2col(mg.tensor(xr), k, s, p, d).numpy()).sum()
     rows.append([f"{N}x{C}x{H}x{H}", f"k={k} s={s} p={p} d={d}", lhs, rhs, abs(lhs - rhs) / abs(rhs)])
 table(["input", "geometry", "<col2im(c), x>", "<c, im2col(x)>", "relative difference"], rows)
+assert max(r[4] for r in rows) < 1e-12, "col2im is not the adjoint of im2col (float64 rounding)"
 
 # %% [markdown]
 # The matrix $A$ itself, for the 4x4 example of section 1, built by applying im2col to the 16 unit
@@ -247,6 +250,8 @@ print("A is", A.shape, "with", int(A.sum()), "ones;  max |col2im(c) - A^T c| =",
       np.abs(F.col2im(mg.tensor(c), (1, 1, 4, 4), 3).numpy().ravel() - A.T @ c.ravel()).max())
 counts = F.col2im(mg.tensor(np.ones((4, 9))), (1, 1, 4, 4), 3).numpy()[0, 0]
 counts_pad = F.col2im(mg.tensor(np.ones((16, 9))), (1, 1, 4, 4), 3, padding=1).numpy()[0, 0]
+assert A.sum() == 36 and np.abs(F.col2im(mg.tensor(c), (1, 1, 4, 4), 3).numpy().ravel() - A.T @ c.ravel()).max() < 1e-12
+assert counts[1, 1] == counts[2, 2] == 4 and counts[0, 0] == 1, "pixels 6 and 11 are in all four windows"
 
 fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), gridspec_kw={"width_ratios": [2.2, 1, 1]})
 axes[0].imshow(A, cmap="Greys", aspect="auto")
@@ -294,6 +299,8 @@ gx = F.col2im(mg.tensor(g_rows @ w_mat.T), xt.shape, k, padding=1).numpy()
 gw = (cols.T @ g_rows).reshape(k, k, C, O).transpose(3, 2, 0, 1)
 print("max |x.grad - col2im(dL/dY W_mat^T)| =", np.abs(np.asarray(xt.grad) - gx).max())
 print("max |w.grad - cols^T dL/dY|          =", np.abs(np.asarray(wt.grad) - gw).max())
+assert max(np.abs(np.asarray(xt.grad) - gx).max(), np.abs(np.asarray(wt.grad) - gw).max()) < 1e-10, \
+    "conv2d backward != col2im / cols^T products (float64 rounding)"
 for name, fn, inp in [("im2col", lambda t: F.im2col(t, 3, 2, 1), rng.standard_normal((2, 3, 5, 5))),
                       ("col2im", lambda t: F.col2im(t, (2, 3, 5, 5), 3, 2, 1), rng.standard_normal((18, 27)))]:
     mg.gradcheck(fn, [mg.tensor(inp, requires_grad=True)])
@@ -352,6 +359,8 @@ for name, N, C, H, k, s, p in layers:
     del xm, y
 table(["layer", "input", "input MiB", "cols MiB (formula)", "cols MiB (measured)", "saved by conv2d MiB",
        "ratio", "k^2 HoWo/(HW)"], rows)
+for r in rows:   # exact byte counts: formula = measured = what conv2d saves; ratio = k^2 HoWo/(HW)
+    assert r[3] == r[4] == r[5] and abs(r[6] - r[7]) < 1e-12, r
 
 # %% [markdown]
 # For a whole network the saved matrices add up: each 3x3 conv keeps about $9\times$ its input
@@ -384,6 +393,8 @@ for N, C, H, O in sizes:
                  t_naive / t_lib, flops / t_naive / 1e9, flops / t_lib / 1e9])
 table(["layer", "loop iterations", "naive ms", "F.conv2d ms", "speed-up", "naive GFLOP/s",
        "conv2d GFLOP/s"], rows)
+# "tens to hundreds of times faster", the loop below 1 GFLOP/s (quick: tiny layers, 2 repeats, >= 3x)
+assert min(r[4] for r in rows) > (3 if QUICK else 10) and max(r[5] for r in rows) < 1, [r[4:6] for r in rows]
 print(f"(load average after the measurement: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
       if hasattr(os, "getloadavg") else "")
 
@@ -430,6 +441,10 @@ for N, C, H, O in shapes:
     bars.append((name, flops / t_conv / 1e9, flops / t_mm / 1e9, 3 * flops / t_fb / 1e9))
 table(["conv (N x C x H x W -> O)", "GEMM shape", "conv2d GFLOP/s", "matmul GFLOP/s",
        "conv2d fwd+bwd GFLOP/s", "conv2d ms", "matmul ms", "im2col ms"], rows)
+# the readings below, with wide bounds: timings on a shared machine move by tens of percent, and
+# quick mode's small layers pay relatively more for the copy and the Python overhead
+for r in rows:
+    assert (0.2 if QUICK else 0.4) < r[2] / r[3] < 1.5 and 0.3 < r[4] / r[2] < 3, (r[0], r[2] / r[3])
 print(f"(load average after the measurement: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
       if hasattr(os, "getloadavg") else "")
 
@@ -448,10 +463,10 @@ plt.show()
 # %% [markdown]
 # Reading the numbers (the stored output; they depend on the machine and its load):
 #
-# * the Python loop runs below 0.1 GFLOP/s: one small dot product and a few array views per
+# * the Python loop runs at a few tenths of a GFLOP/s at most: one small dot product and a few array views per
 #   iteration. im2col turns the same arithmetic into one BLAS call, tens to hundreds of times faster,
 #   and the gap grows with the layer (more work per call, the same Python overhead);
-# * `F.conv2d` reaches about 60 to 95 % of the throughput of a bare matrix product of the same
+# * `F.conv2d` reaches about 60 to 100 % of the throughput of a bare matrix product of the same
 #   shape, and its time is close to *matrix product + im2col*: the gap is the strided copy that
 #   builds the matrix, which moves $k^2 = 9$ times the input's bytes and is limited by memory
 #   bandwidth, not by arithmetic. It matters most where the product is cheap relative to the copy

@@ -100,6 +100,9 @@ print("max |F.batch_norm - eqs. (1)-(2) by hand| =", np.abs(r.numpy() - r_hand).
 table(["channel", "mu_B", "sigma_B", "mean x_hat", "std x_hat", "mean r", "beta", "std r", "gamma"],
       [[c, mu_B[c], sigma_B[c], x_hat[:, c].mean(), x_hat[:, c].std(), r.numpy()[:, c].mean(),
         beta.numpy()[c], r.numpy()[:, c].std(), gamma.numpy()[c]] for c in range(4)])
+assert np.abs(r.numpy() - r_hand).max() < 1e-12, "F.batch_norm != eqs. (1)-(2) (float64 rounding)"
+assert np.allclose(r.numpy().mean(axis=(0, 2, 3)), beta.numpy(), atol=1e-12) and \
+    np.allclose(r.numpy().std(axis=(0, 2, 3)), gamma.numpy(), rtol=1e-12), "BN: mean beta, std gamma"
 
 # %% [markdown]
 # ## 2. A conv output is a dot product, eq. (3)
@@ -119,6 +122,7 @@ print(f"n = {cols.shape[1]} inputs per output;  conv2d output x[{n_img},{o},{ho}
       f"{xa[n_img, o, ho, wo]:.6f},  patch . filter = {cols[row] @ w_rows[o]:.6f}")
 print("all outputs at once, max |im2col @ filters - conv2d| =",
       np.abs(cols @ w_rows.T - xa.transpose(0, 2, 3, 1).reshape(-1, 4)).max())
+assert np.abs(cols @ w_rows.T - xa.transpose(0, 2, 3, 1).reshape(-1, 4)).max() < 1e-12, "eq. (3)"
 
 
 # %% [markdown]
@@ -162,6 +166,9 @@ for mu_w, sd_w in [(0.05, 0.10), (-0.02, 0.05), (0.0, np.sqrt(2 / N_FAN))]:
     rows.append([f"N({mu_w:g}, {sd_w:.3f}^2)", x.mean(), se_mean(x), N_FAN * Ew * Ey,
                  x.var(), se_var(x), N_FAN * (Ew2 * Ey2 - Ew ** 2 * Ey ** 2)])
 table(["w_i ~", "E[x] meas.", "s.e.", "eq. (4)", "Var[x] meas.", "s.e.", "eq. (5)"], rows)
+for _, m, se_m, eq4, var, se_v, eq5 in rows:   # "within the Monte Carlo error": 4 s.e.
+    assert abs(m - eq4) < 4 * se_m and abs(var - eq5) < 4 * se_v, (m, eq4, var, eq5)
+assert abs(rows[2][6] - 1) < 0.02, "Kaiming: 2 E[y^2] = 1 (E[y^2] and Var[w] are sample moments)"
 
 # %% [markdown]
 # Both equations hold to within the Monte Carlo error in the model they were derived in. The last row
@@ -205,6 +212,12 @@ rows = []
 for name, wf in [("raw N(0.05, 0.1^2)", w_raw), ("WA-aligned", w_wa)]:
     x = F.matmul(mg.tensor(y), mg.tensor(wf[:, None])).numpy()[:, 0]   # the SAME filter on every input
     m_w, m_w2 = wf.mean(), (wf ** 2).mean()
+    # E[x|w] = n mean(w) E[y] and Var[x|w] = sum w^2 Var[y], within 4 Monte Carlo s.e.
+    assert abs(x.mean() - N_FAN * m_w * Ey) < 4 * se_mean(x), (name, x.mean())
+    assert abs(x.var() - (wf ** 2).sum() * Vy) < 4 * se_var(x), (name, x.var())
+    # (5) with the filter's own moments exceeds the exact variance by exactly n v E[y]^2
+    assert np.isclose(N_FAN * (m_w2 * Ey2 - m_w ** 2 * Ey ** 2) - (wf ** 2).sum() * Vy,
+                      N_FAN * wf.var() * Ey ** 2, rtol=1e-9), name
     rows.append([name, x.mean(), N_FAN * m_w * Ey, x.var(), se_var(x),
                  N_FAN * (m_w2 * Ey2 - m_w ** 2 * Ey ** 2), (wf ** 2).sum() * Vy,
                  N_FAN * wf.var() * Ey ** 2])
@@ -213,6 +226,9 @@ table(["filter", "E[x] meas.", "eq. (4)", "Var[x] meas.", "s.e.", "eq. (5)", "su
 print(f"\nWA filter: sum w = {w_wa.sum():.1e},  n Var[w] = {N_FAN * w_wa.var():.5f} (eq. 9: 2)")
 print(f"measured Var[x] / eq. (7) = {rows[1][3] / rows[1][5]:.4f};  Var[y]/E[y^2] = {Vy / Ey2:.4f};"
       f"  1 - 1/pi = {1 - 1/np.pi:.4f}")
+assert abs(w_wa.sum()) < 1e-12 and abs(N_FAN * w_wa.var() - 2) < 1e-3, "WA: sum 0, n Var = 2 (up to eps)"
+assert abs(rows[1][3] / rows[1][5] - (1 - 1 / np.pi)) < 4 * rows[1][4] / rows[1][5], "1 - 1/pi, 4 s.e."
+assert abs(Vy / Ey2 - (1 - 1 / np.pi)) < 0.01, "Var[y]/E[y^2] of relu(N(0,1)): s.e. ~0.002 at 20k x 64"
 
 # %% [markdown]
 # **Exercise 2.1.** The factor by which a fixed, exactly centred filter's output variance falls
@@ -254,6 +270,12 @@ for name, (xs, e_abs) in dists.items():
     rows.append([name, skew(xs), (ys ** 2).mean() / xs.var(), 0.5 if e_abs else "-",
                  ys.var() / xs.var(), 0.5 - e_abs ** 2 / 4 if e_abs else "-"])
 table(["x ~", "skew", "E[y^2]/Var[x]", "(8): 1/2", "Var[y]/Var[x]", "1/2 - E|x|^2/4"], rows)
+tol = 6 / np.sqrt(S)   # ~4 s.e. for the heaviest tail here (Laplace: sd of y^2 about 1.7)
+for name, _, half, half8, var_y, var_pred in rows:
+    if half8 == "-":   # skewed / off-centre: more than half of the second moment on the positive side
+        assert half > 0.55, name
+    else:              # symmetric: the halving, and Var[y] = 1/2 - E|x|^2/4
+        assert abs(half - 0.5) < tol and abs(var_y - var_pred) < tol, (name, half, var_y, var_pred)
 
 # %% [markdown]
 # The halving holds for every symmetric distribution, and fails for the skewed and the off-centre one
@@ -294,6 +316,10 @@ table(["filter", "raw mean", "raw (n/2)Var", "WA mean", "WA (n/2)Var", "gamma^2"
 affine = WF.weight_align(mg.tensor(3.7 * raw.numpy() - 0.4), g, eps=0.0).numpy()
 print("\nWA forgets the raw filter's offset and scale (eps = 0): max |WA(3.7 w - 0.4) - WA(w)| =",
       np.abs(affine - WF.weight_align(raw, g, eps=0.0).numpy()).max())
+assert np.abs(w_hat.mean(axis=1)).max() < 1e-12, "WA: every filter has mean 0"
+assert np.allclose(n / 2 * w_hat.var(axis=1), g.numpy() ** 2 * (n / 2 * v) / (n / 2 * v + 1e-5), rtol=1e-9)
+assert 0.85 < n / 2 * w_hat[4].var() < 0.9, "filter 4: about 87 % of the target (eps)"
+assert np.abs(affine - WF.weight_align(raw, g, eps=0.0).numpy()).max() < 1e-12
 
 
 # %% [markdown]
@@ -346,6 +372,12 @@ for l in range(1, LAYERS):
 table(["layer", "iid: Var[x]", "ratio", "E[y^2]/Var", "skew", "WA: Var[x]", "ratio", "E[y^2]/Var", "skew"],
       rows)
 print(f"\npredicted ratio: eq. (8) = 1 (iid weights);  centred filters: 1 - 1/pi = {1 - 1/np.pi:.4f}")
+# per layer: quick mode's 200 samples of width 64 move the ratios by ~2-3 % (full: < 1 %)
+tol_r, tol_h, tol_sk = (0.07, 0.04, 0.2) if QUICK else (0.02, 0.01, 0.05)
+for r in rows:
+    assert abs(r[2] - 1) < tol_r and abs(r[6] - (1 - 1 / np.pi)) < tol_r, ("ratios", r)
+    assert abs(r[3] - 0.5) < tol_h and abs(r[7] - 0.5) < tol_h, ("halving", r)
+    assert abs(r[4]) < tol_sk and abs(r[8]) < tol_sk, ("symmetric", r)
 
 # %% [markdown]
 # Under the paper's own model eq. (8) holds: ratio 1, symmetric pre-activations, halving 0.5. The
@@ -395,6 +427,10 @@ for l in range(LAYERS):
     rows.append(row)
 table(["layer", "none: pooled Var", "within-ch.", "drift", "ratio", "wa: pooled Var", "within-ch.",
        "drift", "ratio"], rows)
+for r in rows[1:]:   # the reading below; WA drift < 0.05 std (quick: 8 images of 16x16, < 0.06)
+    assert 0.7 < r[4] < 1.1 and r[3] > 0.45, ("Kaiming: pooled Var roughly kept, drift >= ~0.5", r)
+    assert r[7] < (0.06 if QUICK else 0.05) and abs(r[8] - (1 - 1 / np.pi)) < 0.04, ("WA", r)
+assert all(a[2] > b[2] for a, b in zip(rows, rows[1:])), "Kaiming: within-channel variance shrinks"
 print(f"({time.perf_counter() - t:.1f} s)")
 
 # %% [markdown]
@@ -449,11 +485,19 @@ for l in range(1, LAYERS):
     nb_corr.append((a * b).mean(axis=(0, 2, 3)) / yv.var(axis=(0, 2, 3)))
     # eq. (4) per channel: E[x_c] = sum_i w_i E[y_i] is exact; with one shared E[y] it would be 0
     ch_means = yv.mean(axis=(0, 2, 3))
+    assert np.abs(acts_wa[l].mean(axis=(0, 2, 3)) - w_hat @ cols.mean(axis=0)).max() < 1e-4, \
+        "E[x_c] = sum_i w_i E[y_i] (exact up to float32 rounding of the activations)"
     mean_rows.append([l + 1, (np.abs(acts_wa[l].mean(axis=(0, 2, 3)))).mean(),
                       np.abs(w_hat @ cols.mean(axis=0)).mean(), 0.0, ch_means.std() / ch_means.mean(),
                       np.sqrt(measured).mean()])
 table(["layer", "eq. (8)", "eq. (7)", "centred", "per input", "measured", "corr. term: mean",
        "std over ch.", "-c_bar/Var[y_i]"], rows)
+# the reading below; quick mode's 16x16 input has more padding, hence its looser "centred vs per input"
+for _, e8, e7, cen, per, meas, cmean, cstd, cbar in rows:
+    assert abs(e8 / e7 - 1) < 0.03 and abs(cen / e7 - (1 - 1 / np.pi)) < 0.02, "(8) ~ (7); 1 - 1/pi"
+    assert abs(cen / per - 1) < (0.03 if QUICK else 0.02), "centred vs per input: a percent or two"
+    assert -0.04 < cmean < 0 and 0.03 < cstd < 0.15 and cbar < 0, "correlation term"
+assert 0.5 < np.mean([r[6] for r in rows]) / np.mean([r[8] for r in rows]) < 2, "-c_bar: the mean's size"
 print("\ncorrelation of neighbouring pixels of one input channel, layers 2..7:")
 print("  mean over channels:", np.round([c.mean() for c in nb_corr], 3))
 print("  std over channels: ", np.round([c.std() for c in nb_corr], 3))
@@ -556,6 +600,8 @@ plt.show()
 table(["X", "Y", "skew(X)", "skew(Y)", "skew(Z)", "max |f_Z(z) - f_Z(-z)| (eq. 14)"],
       [["N(0, 1)", "Gamma(3)", skew(X.numpy()), skew(Y.numpy()), skew(Z), np.abs(dens - dens[::-1]).max()],
        ["Exp(1) - 1", "Gamma(3)", skew(Xs.numpy()), skew(Y.numpy()), skew(Zs), "-"]])
+# eq. (14): the density is symmetric to rounding; skew(Z) within 4 s.e. (sqrt(E[Z^6]/E[Z^2]^3 / S))
+assert np.abs(dens - dens[::-1]).max() < 1e-12 and abs(skew(Z)) < 4 * np.sqrt(175 / S) < skew(Zs)
 
 # %% [markdown]
 # The argument needs the weight to be a **random variable, independent of the input**. In a network,
@@ -600,7 +646,8 @@ table(["n", "max |meas. - formula|", "rms skew, 8 filters", "formula, same 8", "
 print(f"skew(y) = {skew_y:.3f};  Monte Carlo s.e. of one skewness ({S_SK} draws): {np.sqrt(6 / S_SK):.4f}")
 
 # %% [markdown]
-# The formula matches each filter to within three Monte Carlo standard errors (at $n = 576$ the
+# The formula matches each filter to within three Monte Carlo standard errors here (the assert
+# allows five, for the largest of 32) (at $n = 576$ the
 # skew itself is below that error), and $n\cdot\mathrm{rms}$ settles to a constant: the $1/n$ law,
 # whose leading order is 40 % high at $n = 9$ and within 10 % from $n = 36$. In the WA network each
 # channel therefore has its own small skew, and the ReLU halving holds per channel only
@@ -629,6 +676,10 @@ print(f"layer 3: pooled skew {skew(a.ravel()):.3f};  per-channel skew mean {sk.m
       f"E[y^2]/Var[x] per channel: mean {half.mean():.3f}, range [{half.min():.3f}, {half.max():.3f}];"
       f"  correlation with the channel's mean/std: {np.corrcoef(half, off)[0, 1]:.2f}, with its skew: "
       f"{np.corrcoef(half, sk)[0, 1]:.2f}")
+se_sk = np.sqrt(6 / a[:, 0].size)   # quick mode's 8 images: the spread is closer to the sampling s.e.
+assert abs(skew(a.ravel())) < 0.05 and abs(half.mean() - 0.51) < 0.01, "pooled: symmetric, halving 0.51"
+assert sk.std() > (1 if QUICK else 2) * se_sk and np.abs(half - 0.5).max() < 0.15, "per channel"
+assert np.corrcoef(half, off)[0, 1] > 0.9 > abs(np.corrcoef(half, sk)[0, 1]), "the mean drives it"
 
 # %% [markdown]
 # Pooled over the layer, the pre-activation is symmetric (skew near 0) and the halving holds on
@@ -675,6 +726,11 @@ print("variance ratio Var[x_l] / Var[x_(l-1)] (within channel unless marked pool
 table(["layer"] + list(variants) + ["none, pooled"],
       [[l + 1] + [v[l] / v[l - 1] for v in within.values()] + [pooled[l] / pooled[l - 1]]
        for l in range(1, LAYERS)])
+for l in range(1, LAYERS):   # 1 - 1/pi up to a few percent; gamma_fix^2 = 1/(1 - 1/pi) scales that
+    wa1, wafix, gnwa = (v[l] / v[l - 1] for v in list(within.values())[1:])
+    assert abs(wa1 - (1 - 1 / np.pi)) < 0.05 and abs(wafix - 1) < 0.05 / (1 - 1 / np.pi), (l, wa1, wafix)
+    assert abs(gnwa - 1) < 0.01, (l, gnwa)
+assert 6e-3 < (1 - 1 / np.pi) ** 13 < 8e-3 and 0.5e-8 < (1 - 1 / np.pi) ** 48 < 1.5e-8
 print(f"({time.perf_counter() - t:.1f} s)")
 
 # %% [markdown]
