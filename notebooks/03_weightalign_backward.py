@@ -168,6 +168,8 @@ print("dL/dw        |staged - closed|      :", f"{max_abs(gw_staged, gw_closed):
 print("dL/dw        |staged - package|     :", f"{max_abs(gw_staged.reshape(w.shape), W.grad):.2e}")
 print("dL/dgamma    |staged - package|     :", f"{max_abs(gg_staged, Gamma.grad):.2e}")
 print("size of the gradient, max |dL/dw|   :", f"{np.abs(gw_staged).max():.3f}")
+assert max(max_abs(w_hat, W_hat), max_abs(gw_staged, gw_closed), max_abs(gw_staged.reshape(w.shape), W.grad),
+           max_abs(gg_staged, Gamma.grad)) < 1e-12, "the three agree to float64 rounding"
 
 
 # %% [markdown]
@@ -196,10 +198,10 @@ def rel_error(analytic, numeric):
 
 
 loss = lambda: float((wa_forward(w, gamma)[0] * G).sum())
-print("dL/dw     staged vs finite differences, relative error:",
-      f"{rel_error(gw_staged.reshape(w.shape), numeric_grad(loss, w)):.1e}")
-print("dL/dgamma staged vs finite differences, relative error:",
-      f"{rel_error(gg_staged, numeric_grad(loss, gamma)):.1e}")
+fd_errors = (rel_error(gw_staged.reshape(w.shape), numeric_grad(loss, w)), rel_error(gg_staged, numeric_grad(loss, gamma)))
+print("dL/dw     staged vs finite differences, relative error:", f"{fd_errors[0]:.1e}")
+print("dL/dgamma staged vs finite differences, relative error:", f"{fd_errors[1]:.1e}")
+assert max(fd_errors) < 1e-7, "central differences with step 1e-6 resolve ~1e-10 in float64"
 
 # %% [markdown]
 # The two directions the closed form removes, measured. Per filter, the gradient sums to zero
@@ -224,6 +226,8 @@ grow = np.linalg.norm(d_step, axis=1) ** 2 - np.linalg.norm(d_rows, axis=1) ** 2
 print(f"after one SGD step: max |change of a filter's mean| {np.abs(w_step.mean(1) - w.reshape(out_ch, -1).mean(1)).max():.1e};"
       f"  ||d||^2 grew for {(grow > 0).sum()} of {out_ch} filters, by 0.01 ||g||^2 to within "
       f"{np.abs(grow / (0.01 * (g_rows ** 2).sum(1)) - 1).max():.1e}")
+assert sums.max() < 1e-12 and cosines.max() < (1e-5 / cache["rho"] ** 2).max(), "sum 0; cos of order eps/rho^2"
+assert (grow > 0).all() and np.abs(grow / (0.01 * (g_rows ** 2).sum(1)) - 1).max() < 1e-4, "||d||^2 grows"
 
 
 # %% [markdown]
@@ -272,7 +276,8 @@ ex.check("wa_backward_nocenter", ex.answer("wa_backward_nocenter", wa_backward_n
 # | GroupNorm ($G$ groups) | `x.reshape(N*G, (C//G)*H*W)` | one sample and group of $C/G$ channels |
 #
 # (GN with $G=1$ is LN, with $G=C$ it is IN.) The package does the same with one `Normalize`
-# op in `minigrad/ops/norm.py` that reduces over a tuple of axes instead of reshaping. To read
+# op in `minigrad/ops/norm.py` that reduces over a tuple of axes instead of reshaping (BN, GN and IN
+# run its channels-last fast path, `ChannelNormalize`). To read
 # eqs. (1)-(2) as plain code first, see `minigrad/ops/norm_reference.py`: it forms
 # $\hat x = (x-\mu)/\sigma$ explicitly from basic ops and lets autograd do the backward, and
 # the tests check the fused op against it. Here is the kernel in NumPy, and the four layouts
@@ -317,6 +322,7 @@ for name, (to_rows, from_rows, package_fn) in layouts.items():
     Y.backward(g)
     shape = "x".join(map(str, to_rows(x).shape))
     print(f"{name:<18}{shape:>14}{max_abs(from_rows(y_rows), Y):>17.1e}{max_abs(gx, X.grad):>18.1e}")
+    assert max(max_abs(from_rows(y_rows), Y), max_abs(gx, X.grad)) < 1e-12, name   # float64 rounding
 
 # %% [markdown]
 # **Exercise 3.2.** Write GroupNorm's forward (no affine) with the one kernel above, the NumPy
@@ -366,6 +372,7 @@ for label, fn in candidates.items():
     Ya.backward(G)
     print(f"WA(w) vs {label:<33}: forward {max_abs(Ya.data.reshape(out_ch, -1), Y):.1e}, "
           f"backward {max_abs(Wa.grad, Wt.grad):.1e}")
+    assert max(max_abs(Ya.data.reshape(out_ch, -1), Y), max_abs(Wa.grad, Wt.grad)) < 1e-12, label
 
 # %% [markdown]
 # **Weight Standardization** (Qiao et al. 2019) standardizes each filter too, but as its
@@ -388,6 +395,7 @@ for label, fn in candidates.items():
 base = rng.standard_normal((1, n))
 print(f"n = {n};  sqrt(2/(n-1)) = {np.sqrt(2 / (n - 1)):.5f}")
 print(f"{'std(w)':>8} | {'eps = 0':>10} | {'default eps (1e-5 both)':>24} | {'WA: (n/2) v':>12}")
+ws_ratio = {}
 for scale in [1.0, np.sqrt(2 / n), 1e-2, 1e-3, 1e-4, 1e-5]:
     wf = mg.Tensor(base * scale)
     exact = (WF.weight_align(wf, eps=0.0).data / WF.weight_standardize(wf, eps=0.0).data)
@@ -396,6 +404,10 @@ for scale in [1.0, np.sqrt(2 / n), 1e-2, 1e-3, 1e-4, 1e-5]:
     half_nv = 0.5 * n * (wf.data - wf.data.mean()).var()
     print(f"{scale:8.3g} | {np.median(exact) / ref:10.6f} | {np.median(default) / ref:24.6f} | "
           f"{half_nv:12.2e}")
+    assert abs(np.median(exact) / ref - 1) < 1e-9, scale   # the identity, eps = 0
+    ws_ratio[scale] = np.median(default) / ref
+assert abs(ws_ratio[np.sqrt(2 / n)] - 1) < 1e-4 and abs(ws_ratio[1e-2] - 1) < 1e-3, "default eps: 1e-4, 1e-3"
+assert 0.85 < ws_ratio[1e-3] < 0.9 and 0.15 < ws_ratio[1e-4] < 0.25, "13 % off at 1e-3, a fifth at 1e-4"
 
 # %% [markdown]
 # With $\epsilon = 0$ the identity holds at every scale; with the default $\epsilon$ the two agree
@@ -411,6 +423,7 @@ var_wa = F.conv2d(inp, WF.weight_align(mg.Tensor(w)), padding=1).data.var()
 var_ws = F.conv2d(inp, WF.weight_standardize(mg.Tensor(w)), padding=1).data.var()
 print(f"Var(conv out) with WA: {var_wa:.3f}   with WS: {var_ws:.2f}   "
       f"ratio {var_ws / var_wa:.1f}   (n/2 = {n / 2:.0f}, (n-1)/2 = {(n - 1) / 2:.1f})")
+assert abs(var_ws / var_wa / ((n - 1) / 2) - 1) < 1e-3, "WS gives (n-1)/2 times WA's variance (eps aside)"
 
 
 # %% [markdown]
@@ -465,6 +478,7 @@ print(f"{'op (inputs checked)':<30}{'rel. error per input':<36}{'mg.gradcheck'}"
 for name, (fn, arrays) in cases.items():
     errors, verdict = check(fn, arrays)
     print(f"{name:<30}{', '.join(f'{e:.1e}' for e in errors):<36}{'pass' if verdict else 'FAIL'}")
+    assert verdict and max(errors) < 1e-7, name   # "around 1e-9 - 1e-11"
 
 
 # %% [markdown]
@@ -505,6 +519,8 @@ for op in (StudentWeightAlign, StudentWeightAlignForgotMean):
     errors, verdict = check(lambda a, b: op()(a, b), [wsmall, gsmall])
     print(f"{op.__name__:<30} rel. error dL/dw {errors[0]:.1e}, dL/dgamma {errors[1]:.1e}; "
           f"mg.gradcheck: {'pass' if verdict else 'FAIL'}")
+    slip = op is StudentWeightAlignForgotMean   # the slip: dL/dw off by ~1e-1, dL/dgamma still right
+    assert verdict != slip and errors[1] < 1e-7 and (errors[0] > 0.05 if slip else errors[0] < 1e-7), op
 
 # %% [markdown]
 # On the op alone the check fails loudly: a relative error of about $10^{-1}$ instead of
@@ -533,8 +549,10 @@ def make_net(wa_op):
 params = lambda: [mg.Tensor(a.copy(), requires_grad=True) for a in (w0, g0, gn_w, gn_b, lin_w)]
 try:
     mg.gradcheck(make_net(StudentWeightAlignForgotMean), params())
+    raise AssertionError("gradcheck should fail on the slip")
 except mg.GradcheckError as e:
     print("GradcheckError:", e)
+    assert "input 0" in str(e)
 
 # %% [markdown]
 # It names input 0 (the raw weight) but not the culprit: every op between the weight and the
@@ -545,6 +563,7 @@ except mg.GradcheckError as e:
 # %%
 report = mg.gradcheck_graph(make_net(StudentWeightAlignForgotMean), params())
 print(report)
+assert "FAILED: StudentWeightAlignForgotMean" in str(report) and str(report).count(" ok ") == 7, "named; 7 cleared"
 
 # %% [markdown]
 # The student's op is named, with the line of code that created it (in a notebook the "file" is
@@ -553,9 +572,10 @@ print(report)
 # network with the correct op, and with the package's `WeightAlign`, passes op by op:
 
 # %%
-print(mg.gradcheck_graph(make_net(StudentWeightAlign), params()))
-print()
-print(mg.gradcheck_graph(make_net(lambda: WF.WeightAlign()), params()))
+for wa_op in (StudentWeightAlign, lambda: WF.WeightAlign()):
+    report = mg.gradcheck_graph(make_net(wa_op), params())
+    print(report, end="\n\n")
+    assert "FAILED" not in str(report) and str(report).count(" ok ") == 8, "passes op by op"
 
 # %% [markdown]
 # ## 6. Pictures of the graph
@@ -591,7 +611,7 @@ def show(dot_text, stem):
 # ### One block: `WAConv2d` → GroupNorm → ReLU
 # The parameters carry their module names (`conv.weight`, `conv.gamma`, `norm.weight`, ...)
 # because the module is passed to the drawing. WA is one op between the raw weight and the
-# convolution; the four activation norms all appear as the one `Normalize` op of section 2.
+# convolution; the activation norm appears as one op of section 2 (`ChannelNormalize`).
 
 # %%
 class Block(nn.Module):
@@ -686,6 +706,7 @@ fused.backward(np.ones(fused.shape))
 print("forward |composed - fused|:", f"{max_abs(composed, fused):.1e}")
 print("grads   |composed - fused|:",
       f"{max(max_abs(g_composed[0], Wc.grad), max_abs(g_composed[1], Gc.grad)):.1e}")
+assert max(max_abs(composed, fused), max_abs(g_composed[0], Wc.grad), max_abs(g_composed[1], Gc.grad)) < 1e-12
 
 
 def kept_for_backward(t):
@@ -712,6 +733,7 @@ gt = mg.Tensor(np.ones(shape[0], np.float32), requires_grad=True)
 upstream = rng.standard_normal(shape).astype(np.float32)
 print(f"\nweight {shape} float32 ({wt.data.nbytes / 2**20:.1f} MiB), "
       f"forward + backward, best of {repeats}:")
+cost = {}
 for name, fn in (("composed", wa_composed), ("fused", WF.weight_align)):
     best = np.inf
     for _ in range(repeats):
@@ -722,6 +744,10 @@ for name, fn in (("composed", wa_composed), ("fused", WF.weight_align)):
         best = min(best, time.perf_counter() - t0)
     print(f"  {name:<9} {ops:>2} ops, kept for backward {held / 2**20:5.2f} MiB "
           f"({held / wt.data.nbytes:.1f} x the weight), {best * 1e3:7.2f} ms")
+    cost[name] = (ops, held / wt.data.nbytes, best)
+# "same numbers, less time and memory": one op keeping about one weight-sized array (u)
+assert cost["fused"][0] == 1 and cost["fused"][1] < 1.1 < cost["composed"][1], cost
+assert cost["fused"][2] < cost["composed"][2], cost   # best-of timings; the gap is 1.3-3x
 
 # %% [markdown]
 # In a network the re-parameterization is small next to the convolution (a `3x3` conv over a
