@@ -13,6 +13,7 @@ stay distinct for colour-blind readers and in greyscale print). Plots that need 
 series should be split into panels rather than reuse colours.
 """
 import contextlib
+import sys
 
 FONT_SIZE = 11
 FIGSIZE = (7.5, 4.2)
@@ -60,11 +61,14 @@ def style():
 
 
 def pyplot(what="the PNG", log=print):
-    """matplotlib.pyplot on the file-only Agg backend with the style applied, for the command
-    lines' PNGs; None, after `log` says that `what` is skipped, where matplotlib is missing."""
+    """matplotlib.pyplot with the style applied, for the command lines' PNGs; None, after `log`
+    says that `what` is skipped, where matplotlib is missing.  A process that has not drawn yet
+    gets the file-only Agg backend (no window, no display needed); one that already uses pyplot
+    (a notebook calling wa.train.main) keeps its backend."""
     try:
         import matplotlib
-        matplotlib.use("Agg")
+        if "matplotlib.pyplot" not in sys.modules:
+            matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
         log(f"matplotlib is not installed: skipping {what} (pip install matplotlib)")

@@ -57,3 +57,14 @@ def test_every_notebook_plot_uses_the_style(path):
     text = (REPO / path).read_text()
     assert "plotstyle.use()" in text, f"{path} draws figures without wa.plotstyle.use()"
     assert not re.search(SMALL_TEXT_OR_LOW_DPI, text), path
+
+
+def test_pyplot_keeps_the_backend_of_a_process_that_already_draws():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+    import matplotlib.pyplot as plt            # a notebook has pyplot imported already
+    from wa import plotstyle
+
+    before = matplotlib.get_backend()
+    assert plotstyle.pyplot() is plt
+    assert matplotlib.get_backend() == before
