@@ -338,7 +338,7 @@ table(["norm", "activation std", "max/min", "update ratio", "median", "gradient 
 ABSORB = math.sqrt(1 / (1 - 1 / math.pi))
 g0 = {norm: series(norm, SEEDS[0], "gamma_mean")[1][0] for norm in ("wa", "gn+wa")}
 closing = g0["wa"] == 0
-fig, axes = plt.subplots(1, 3, figsize=(13, 4.2))
+fig, axes = plt.subplots(1, 3, figsize=(14, 4.4), layout="constrained")
 for ax, norm, mask, ratio in ((axes[0], "wa", ~closing, True), (axes[1], "wa", closing, False),
                               (axes[2], "gn+wa", np.ones(N_LAYERS, bool), True)):
     steps, g = series(norm, SEEDS[0], "gamma_mean")
@@ -347,10 +347,10 @@ for ax, norm, mask, ratio in ((axes[0], "wa", ~closing, True), (axes[1], "wa", c
     if ratio:
         ax.axhline(ABSORB, ls="--", color="black", label=f"sqrt(1/(1-1/pi)) = {ABSORB:.2f}")
         ax.axhline(1, ls=":", color="gray")
-        ax.legend()
+        ax.legend(loc="center right")
     ax.set(xlabel="step", ylabel="gamma / initial gamma" if ratio else "gamma",
-           title=f"{norm}: " + ("branch-closing convs (start 0)" if not ratio else
-                                "layers starting at gamma > 0" if norm == "wa" else "every conv"))
+           title=f"{norm}: " + ("closing convs (start 0)" if not ratio else
+                                "gamma > 0 at the start" if norm == "wa" else "every conv"))
 fig.colorbar(sm, ax=axes, shrink=0.8, label="conv layer (0 = stem)")
 show(fig)
 
