@@ -252,7 +252,8 @@ def parse_config(argv=None, prog="wa-train"):
 
 def main(argv=None):
     cfg, parser = parse_config(argv)
-    trainer = Trainer(cfg)
+    # the command as typed, also when main() is called from Python (a notebook, wa-sweep)
+    trainer = Trainer(cfg, command=None if argv is None else ["wa-train", *argv])
     try:
         return trainer.run()
     except ConfigError as e:

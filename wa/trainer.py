@@ -11,6 +11,7 @@ own generator, used by dropout on the GPU, is reseeded but not checkpointed).
 """
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -105,9 +106,25 @@ def set_rng_states(s):
 
 
 def versions():
+    """Package versions, and the git commit of the code when it runs from a checkout (with
+    "+dirty" when it has uncommitted changes): the code version a run folder records."""
     from . import __version__
     return {"weightalign": __version__, "minigrad": mg.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+            "python": platform.python_version(), "git_commit": _git_commit()}
+
+
+def _git_commit():
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        run = lambda *a: subprocess.run(["git", *a], cwd=here, capture_output=True, text=True,
+                                        timeout=10)
+        head = run("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None                       # an installed copy, not a checkout
+        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None                           # no git on this machine
 
 
 # ----------------------------------------------------------------------------------------
@@ -118,8 +135,9 @@ class Trainer:
 
     Tests and wa-sweep drive it directly: Trainer(cfg).run()."""
 
-    def __init__(self, cfg, log=print):
+    def __init__(self, cfg, log=print, command=None):
         self.cfg, self.log = dict(cfg), log
+        self.command = list(sys.argv if command is None else command)   # for config.json
         self.out = cfg["out"]
         self.ckpt_path = os.path.join(self.out, rf.CHECKPOINT)
         self.stop = process.StopSignals(log)   # .requested after Ctrl-C / SIGTERM
@@ -202,10 +220,10 @@ class Trainer:
             doc = rf.read_json(path)
             doc["settings"]["device"] = settings["device"]
             doc.setdefault("resumed", []).append({"epoch": self.epoch, "batch": self.batch,
-                                                  "command": sys.argv, "versions": versions()})
+                                                  "command": self.command, "versions": versions()})
         else:
             ds, tf = self.dataset, self.train_loader.transform
-            doc = {"settings": settings, "versions": versions(), "command": sys.argv,
+            doc = {"settings": settings, "versions": versions(), "command": self.command,
                    "data": {"train_images": len(ds.x_train), "test_images": len(ds.x_test),
                             "classes": list(ds.classes), "mean": tf.mean.ravel().tolist(),
                             "std": tf.std.ravel().tolist()},

@@ -76,6 +76,9 @@ def test_short_run_writes_the_run_folder(reference, capsys):
     assert s["recipe"] == "short" and s["schedule"] == "onecycle" and s["nesterov"] is True
     assert s["lr"] == pytest.approx(T.default_lr(16, 0.05)) and s["norm"] == "gn+wa"
     assert cfg["versions"]["weightalign"] and cfg["data"]["train_images"] == 64
+    assert cfg["command"] == ["wa-train", *TINY, "--epochs", "3", "--out", str(reference)]
+    commit = cfg["versions"]["git_commit"]           # None outside a git checkout
+    assert commit is None or len(commit.split("+")[0]) == 40
     rows = metrics(reference)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     for r in rows:
