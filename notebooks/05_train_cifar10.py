@@ -90,18 +90,9 @@ def show(fig):
     plt.close(fig)
 
 
-def table(header, rows):
-    "Print rows under a header, columns right-aligned."
-    cells = [[str(h) for h in header]] + [[str(v) for v in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    for k, r in enumerate(cells):
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
-        if k == 0:
-            print("  ".join("-" * w for w in widths))
-
-
 # %%
 import _exercises as ex               # the exercises' checkers (notebooks/_exercises.py)
+from _show import table               # aligned tables of numbers (notebooks/_show.py)
 from wa import plotstyle              # the shared plot style
 
 plotstyle.use()
