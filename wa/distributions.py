@@ -86,22 +86,17 @@ class Recorder:
     def _capture(self):
         """Run the probe through the model in eval mode; {layer name: its output array}."""
         outputs = {}
-        for name in self.layers:
-            m = self.modules[name]
-
-            def hooked(*args, _m=m, _name=name, **kwargs):
-                out = type(_m).forward(_m, *args, **kwargs)
-                outputs[_name] = out
-                return out
-            m.__dict__["forward"] = hooked
+        handles = [self.modules[name].register_forward_hook(
+                       lambda m, inputs, out, name=name: outputs.__setitem__(name, out))
+                   for name in self.layers]
         was_training = self.model.training
         try:
             self.model.eval()
             with mg.no_grad():
                 self.model(self.probe)
         finally:
-            for name in self.layers:
-                self.modules[name].__dict__.pop("forward", None)
+            for h in handles:
+                h.remove()
             self.model.train(was_training)
         return outputs
 
