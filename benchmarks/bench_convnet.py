@@ -10,7 +10,7 @@ The small net (float32, input 3x32x32, BatchNorm + ReLU after every conv):
 
 ResNet-20 as users train it: `wa.models.build("resnet20", norm=spec)` at full width, for
 each spec of --resnet (BN, WA alone (Fixup blocks), GN+WA), and a PyTorch twin built from
-it with the same parameter names and values (`_torch_resnet`).
+it with the same parameter names and values (`torch_resnet`).
 
 Every training step is forward, cross-entropy, backward and an update by SGD with momentum
 0.9 and weight decay 5e-4 (wa-train's optimizer).  Printed as a markdown table:
@@ -138,7 +138,7 @@ def torch_net(net):
 RESNET_SPECS = ("bn", "wa", "gn+wa")
 
 
-def _torch_resnet(model):
+def torch_resnet(model):
     """A PyTorch copy of a minigrad `wa.models` CIFAR ResNet (BasicBlock or its Fixup
     version; norm bn, gn or none; conv Conv2d or WAConv2d), with the same parameter
     names and values."""
@@ -240,7 +240,7 @@ def resnet_steps(spec, batch, lr=0.01, seed=0):
     from wa import models
     model = models.build("resnet20", norm=spec)
     model.train()
-    tmodel = _torch_resnet(model)
+    tmodel = torch_resnet(model)
     tmodel.train()
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)

@@ -150,8 +150,8 @@ def step_pairs(spec, batch, cp, dry):
     torch_model = None
     try:
         import torch
-        from bench_convnet import _torch_resnet
-        torch_model = _torch_resnet(model)           # copied before the minigrad model moves
+        from bench_convnet import torch_resnet
+        torch_model = torch_resnet(model)           # copied before the minigrad model moves
     except ImportError as e:
         note = f"PyTorch comparison skipped: {e}"
     model.to("cuda").train()

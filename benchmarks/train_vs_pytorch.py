@@ -6,7 +6,7 @@ For each normalization spec and seed, two runs on the same images, batches and a
 (wa.data's loaders, same seed) from the same initial weights:
 
 * minigrad: `wa-train` with no optimization flag (its default recipe);
-* PyTorch: the twin network of `bench_convnet._torch_resnet`, trained with the recipe people
+* PyTorch: the twin network of `bench_convnet.torch_resnet`, trained with the recipe people
   use for short CIFAR runs: SGD with Nesterov momentum 0.9, weight decay 5e-4, and
   `torch.optim.lr_scheduler.OneCycleLR(max_lr=0.05)` with PyTorch's own defaults (momentum
   cycling included), stepped per batch.
@@ -52,13 +52,13 @@ def pytorch_run(spec, args, seed):
     """The PyTorch twin from the same initial weights, trained with nesterov + OneCycleLR."""
     import torch
     import minigrad as mg
-    from bench_convnet import _torch_resnet
+    from bench_convnet import torch_resnet
     from wa import data as wadata
     from wa import models
     torch.manual_seed(seed)
     mg.manual_seed(seed)                      # the same initial weights as wa-train's run
     model = models.build(args.model, norm=spec, num_classes=10, width=args.width)
-    net = _torch_resnet(model)
+    net = torch_resnet(model)
     ds = wadata.load_dataset(args.dataset, None, False, limit_train=args.limit_train)
     train, test = wadata.make_loaders(ds, args.batch_size, seed=seed)
     opt = torch.optim.SGD(net.parameters(), lr=args.lr, momentum=0.9, nesterov=True,
