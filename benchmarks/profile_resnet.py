@@ -29,7 +29,7 @@ if __name__ == "__main__":
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_convnet as bench  # noqa: E402
 
-from minigrad.tensor import Function  # noqa: E402
+from minigrad.autograd import Function  # noqa: E402
 
 
 def _subclasses(cls):
