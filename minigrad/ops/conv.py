@@ -55,13 +55,17 @@ Other choices, each measured with benchmarks/bench_convnet.py: one copy of the
 strided view beats kh*kw slice copies; float32 data stays float32 (no float64
 upcasts); and for stride 1 the input gradient is computed as a convolution
 (Conv2d._input_grad), which writes its big matrix in the order its GEMM reads
-it, about twice as fast as col2im's strided adds.
+it, about twice as fast as col2im's strided adds.  Thin stride-1 layers on large maps
+take a second algorithm that copies a third as much (conv_rows.py); both are tested
+against each other and against the naive loops.
 """
 import numpy as np
 
 from ..autograd import Function
 from ..backend import get_array_module
+from .buffer_pool import give as _give, take as _take
 from .checks import pair as _pair
+from .conv_rows import conv_rows, row_patches, use_rows, weight_grad_rows
 
 __all__ = ["im2col", "col2im", "conv2d"]
 
@@ -92,37 +96,6 @@ def _geometry(x_shape, kernel_size, stride, padding, dilation, who):
 # ----------------------------------------------------------------------------
 # The array-level kernels (channels-last, with an optional group axis)
 # ----------------------------------------------------------------------------
-# Buffers reused between steps (NumPy only).  A training step makes the same large
-# im2col matrices every time; fresh ones of tens of MB come from mmap, and the page
-# faults of touching them cost more than the copy into them (measured: Conv2d forward
-# of ResNet-20 at batch 64 went from 290 to 120 ms with glibc's mmap turned off).  So
-# Conv2d takes its matrices and padded inputs from here and hands them back when the
-# engine releases it after backward.  CuPy has its own memory pool: there this is a no-op.
-_POOL = {}
-_POOL_BYTES = [0]
-POOL_LIMIT = 1 << 30          # bytes kept at most; 0 turns the pool off
-
-
-def _take(xp, kind, shape, dtype):
-    """A C-contiguous array of `shape`: a pooled one when there is one, else a new one.
-    kind "pad" arrays are zeros when new and keep their zero border (only their
-    interior is ever written), so a reused one is a valid zero-padded buffer; the kind
-    ("pad", padding) names where that interior is."""
-    lst = _POOL.get((kind, shape, dtype)) if xp is np else None
-    if lst:
-        a = lst.pop()
-        _POOL_BYTES[0] -= a.nbytes
-        return a
-    return xp.zeros(shape, dtype=dtype) if kind[0] == "pad" else xp.empty(shape, dtype=dtype)
-
-
-def _give(a, kind):
-    """Hand back an array from `_take` (NumPy only; dropped when the pool is full)."""
-    if isinstance(a, np.ndarray) and _POOL_BYTES[0] + a.nbytes <= POOL_LIMIT:
-        _POOL.setdefault((kind, a.shape, a.dtype), []).append(a)
-        _POOL_BYTES[0] += a.nbytes
-
-
 def _pad_nhwc(x, p, xp, pooled=False):
     """x (N, H, W, C), any strides -> zero-padded (N, H+2ph, W+2pw, C), C-contiguous.
 
@@ -280,16 +253,23 @@ class Conv2d(Function):
         k, s, p, d, out = _geometry(x.shape, (kh, kw), self.stride, self.padding, self.dilation,
                                     who="conv2d")
         N = x.shape[0]
-        # Channels-last view of the input: free when x came out of another conv2d.
-        self.cols = _im2col_nhwc(x.transpose(0, 2, 3, 1), k, s, p, d, out, G,  # (G, M, K)
-                                 pooled=True)
+        x_nhwc = x.transpose(0, 2, 3, 1)     # free when x came out of another conv2d
         # w_mat[g, (i*kw + j)*Cg + c, o] = weight[g*Og + o, c, i, j]   (a small copy)
         self.w_mat = weight.reshape(G, O // G, Cg, kh, kw).transpose(0, 3, 4, 2, 1) \
                            .reshape(G, kh * kw * Cg, O // G)
+        self.geometry, self.x_shape, self.w_shape = (k, s, p, d, out), x.shape, weight.shape
+        self.grid = (N, x.shape[2] + 2 * p[0], x.shape[3] + 2 * p[1])    # the padded input
+        self.rows = use_rows(Cg, self.grid[1:], out, kw, s, G)
+        if self.rows:                        # stride 1, thin layer: see conv_rows.py
+            self.R = row_patches(x_nhwc, k, p, d)
+            y = conv_rows(self.R, self.w_mat.reshape(kh, kw * Cg, O), self.grid, k, d, out)
+            if bias is not None:
+                y += bias
+            return y.transpose(0, 3, 1, 2)
+        self.cols = _im2col_nhwc(x_nhwc, k, s, p, d, out, G, pooled=True)  # (G, M, K)
         y = xp.matmul(self.cols, self.w_mat)                          # (G, M, O/G): the GEMM
         if bias is not None:
             y += bias.reshape(G, 1, O // G)
-        self.geometry, self.x_shape, self.w_shape = (k, s, p, d, out), x.shape, weight.shape
         # (G, M, O/G) -> (M, O) is free for G == 1; NHWC memory shown as NCHW.
         y = y.transpose(1, 0, 2).reshape(N, out[0], out[1], O)
         return y.transpose(0, 3, 1, 2)
@@ -304,8 +284,11 @@ class Conv2d(Function):
         gx = gw = gb = None
         if self.needs_input_grad[0]:
             gx = self._input_grad(gy.transpose(0, 2, 3, 1), gY).transpose(0, 3, 1, 2)
-        if self.needs_input_grad[1]:
+        if self.needs_input_grad[1] and self.rows:
+            g_wmat = weight_grad_rows(self.R, gy.transpose(0, 2, 3, 1), self.grid, k, d)
+        elif self.needs_input_grad[1]:
             g_wmat = xp.matmul(self.cols.transpose(0, 2, 1), gY)       # (G, K, O/G)
+        if self.needs_input_grad[1]:
             gw = g_wmat.reshape(G, kh, kw, Cg, O // G).transpose(0, 4, 3, 1, 2).reshape(O, Cg, kh, kw)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             gb = gY.sum(axis=1).reshape(O)
@@ -337,6 +320,12 @@ class Conv2d(Function):
         # w_flip[g, (i'*kw + j')*Og + o, c] = weight[g*Og + o, c, kh-1-i', kw-1-j']
         w_flip = self.w_mat.reshape(G, kh, kw, Cg, O // G)[:, ::-1, ::-1] \
                            .transpose(0, 1, 2, 4, 3).reshape(G, kh * kw * (O // G), Cg)
+        grid = (N, out[0] + 2 * q[0], out[1] + 2 * q[1])     # the padded output gradient
+        if use_rows(O // G, grid[1:], (H, W), kw, (1, 1), G):
+            g_rows = row_patches(gy_nhwc, k, q, d)
+            gx = conv_rows(g_rows, w_flip.reshape(kh, kw * O, C), grid, k, d, (H, W))
+            _give(g_rows, ("rows",))
+            return gx
         g_cols = _im2col_nhwc(gy_nhwc, k, (1, 1), q, d, (H, W), G, pooled=True)  # (G, N*H*W, kh*kw*Og)
         gx = xp.matmul(g_cols, w_flip)                                        # (G, N*H*W, Cg)
         _give(g_cols.base, "cols")
@@ -344,9 +333,11 @@ class Conv2d(Function):
 
     def release(self):
         """After backward: the im2col matrix goes back to the pool for the next step."""
-        cols = self.__dict__.get("cols")
+        cols, R = self.__dict__.get("cols"), self.__dict__.get("R")
         if cols is not None:
             _give(cols.base, "cols")
+        if R is not None:
+            _give(R, ("rows",))
         super().release()
 
     def _check(self, x, weight, bias):

@@ -71,6 +71,15 @@ CASES = {
 }
 
 
+@pytest.fixture(params=["auto", "rows", "im2col"])
+def path(request, monkeypatch):
+    """Run a test under each of conv2d's two algorithms (and the automatic choice)."""
+    from minigrad.ops import conv_rows
+    mode = {"auto": "auto", "rows": "always", "im2col": "never"}[request.param]
+    monkeypatch.setattr(conv_rows, "MODE", mode)
+    return request.param
+
+
 def _inputs(make, case):
     N, C, H, W, O, k, s, p, d, g, bias = case
     kh, kw = _pair(k)
@@ -80,7 +89,7 @@ def _inputs(make, case):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_conv2d_matches_naive_loops(name, make):
+def test_conv2d_matches_naive_loops(name, make, path):
     x, w, b, kw = _inputs(make, CASES[name])
     y = F.conv2d(x, w, b, **kw)
     ref = naive_conv2d(x.numpy(), w.numpy(), None if b is None else b.numpy(), **kw)
@@ -89,7 +98,7 @@ def test_conv2d_matches_naive_loops(name, make):
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_conv2d_gradcheck(name, make):
+def test_conv2d_gradcheck(name, make, path):
     x, w, b, kw = _inputs(make, CASES[name])
     inputs = [x, w] + ([b] if b is not None else [])
     assert mg.gradcheck(lambda *a: F.conv2d(*a, **kw), inputs)
@@ -102,7 +111,7 @@ def test_conv2d_grad_of_input_only_and_weight_only(make):
 
 
 @pytest.mark.parametrize("stride", [1, 2])   # the two input-gradient paths
-def test_conv2d_float32_stays_float32(stride, make):
+def test_conv2d_float32_stays_float32(stride, make, path):
     x, w = make(2, 3, 8, 8, dtype=np.float32), make(4, 3, 3, 3, dtype=np.float32)
     b = make(4, dtype=np.float32)
     y = F.conv2d(x, w, b, stride=stride, padding=1)
@@ -110,7 +119,7 @@ def test_conv2d_float32_stays_float32(stride, make):
     assert y.dtype == x.grad.dtype == w.grad.dtype == b.grad.dtype == np.float32
 
 
-def test_chained_convs_through_channels_last_memory(make):
+def test_chained_convs_through_channels_last_memory(make, path):
     """conv2d returns channels-last memory; a second conv must not care (values and grads)."""
     x, w1, w2 = make(2, 3, 6, 6), make(4, 3, 3, 3), make(5, 4, 3, 3)
     y = F.conv2d(F.conv2d(x, w1, padding=1), w2, stride=2)
@@ -210,7 +219,7 @@ def test_col2im_wrong_matrix_shape_is_clear(make):
 # PyTorch
 # ----------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_conv2d_matches_torch(name, make):
+def test_conv2d_matches_torch(name, make, path):
     torch = pytest.importorskip("torch")
     x, w, b, kw = _inputs(make, CASES[name])
     y = F.conv2d(x, w, b, **kw)
@@ -228,12 +237,12 @@ def test_conv2d_matches_torch(name, make):
         assert np.abs(ours - theirs).max() <= 1e-10 * np.abs(theirs).max()
 
 
-def test_pooled_buffers_give_the_same_results_as_fresh_ones(rng, monkeypatch):
+def test_pooled_buffers_give_the_same_results_as_fresh_ones(rng, monkeypatch, path):
     """Conv2d reuses its im2col matrices and padded inputs between steps (NumPy only).
     Repeated forward/backward passes through layers whose padded inputs share a shape but
     not a padding (6x6 with padding 1, 4x4 with padding 2) must give exactly what fresh
     buffers give."""
-    from minigrad.ops import conv
+    from minigrad.ops import buffer_pool as pool
     cases = [((2, 3, 6, 6), (4, 3, 3, 3), 1), ((2, 3, 4, 4), (4, 3, 5, 5), 2),
              ((2, 3, 6, 6), (4, 3, 3, 3), 1)]
     data = [(rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(
@@ -250,14 +259,49 @@ def test_pooled_buffers_give_the_same_results_as_fresh_ones(rng, monkeypatch):
                 out += [y.numpy(), X.grad, W.grad]
         return out
 
-    monkeypatch.setattr(conv, "_POOL", {})
-    monkeypatch.setattr(conv, "_POOL_BYTES", [0])
+    monkeypatch.setattr(pool, "_POOL", {})
+    monkeypatch.setattr(pool, "_POOL_BYTES", [0])
     pooled = run()
-    assert conv._POOL_BYTES[0] > 0
-    monkeypatch.setattr(conv, "POOL_LIMIT", 0)
-    monkeypatch.setattr(conv, "_POOL", {})
-    monkeypatch.setattr(conv, "_POOL_BYTES", [0])
+    assert pool._POOL_BYTES[0] > 0
+    monkeypatch.setattr(pool, "POOL_LIMIT", 0)
+    monkeypatch.setattr(pool, "_POOL", {})
+    monkeypatch.setattr(pool, "_POOL_BYTES", [0])
     fresh = run()
-    assert conv._POOL_BYTES[0] == 0
+    assert pool._POOL_BYTES[0] == 0
     for a, b in zip(pooled, fresh):
         np.testing.assert_array_equal(a, b)
+
+
+def test_row_path_rule(monkeypatch):
+    """'auto' takes the row path for thin stride-1 layers on maps where the padded grid
+    wastes little (ResNet-20's first stage), and im2col elsewhere; a bad MODE is named."""
+    from minigrad.ops import conv_rows
+    monkeypatch.setattr(conv_rows, "MODE", "auto")
+    assert conv_rows.use_rows(16, (34, 34), (32, 32), 3, (1, 1), 1)
+    assert not conv_rows.use_rows(16, (18, 18), (16, 16), 3, (1, 1), 1)     # 27% waste
+    assert not conv_rows.use_rows(64, (34, 34), (32, 32), 3, (1, 1), 1)     # thick
+    assert not conv_rows.use_rows(16, (34, 34), (16, 16), 3, (2, 2), 1)     # stride 2
+    assert not conv_rows.use_rows(16, (34, 34), (32, 32), 3, (1, 1), 2)     # groups
+    monkeypatch.setattr(conv_rows, "MODE", "always")
+    assert conv_rows.use_rows(64, (10, 10), (8, 8), 3, (1, 1), 1)
+    monkeypatch.setattr(conv_rows, "MODE", "fast")
+    with pytest.raises(ValueError, match="'auto', 'always' or 'never'"):
+        conv_rows.use_rows(16, (34, 34), (32, 32), 3, (1, 1), 1)
+
+
+def test_row_path_is_taken_and_matches_im2col_on_a_32x32_map(make, monkeypatch):
+    """At a size where 'auto' picks the row path, its output and gradients equal im2col's."""
+    from minigrad.ops import conv_rows
+    x, w, b = (a.numpy() for a in (make(2, 8, 32, 32), make(6, 8, 3, 3, scale=0.3), make(6)))
+    g = make(2, 6, 32, 32).detach()
+    device = g.device
+    results = {}
+    for mode in ("auto", "never"):
+        monkeypatch.setattr(conv_rows, "MODE", mode)
+        X, W, B = (mg.tensor(a, requires_grad=True, device=device) for a in (x, w, b))
+        y = F.conv2d(X, W, B, padding=1)
+        assert y.creator.rows == (mode == "auto")
+        y.backward(g)
+        results[mode] = [y.numpy(), as_numpy(X.grad), as_numpy(W.grad), as_numpy(B.grad)]
+    for a, b_ in zip(*results.values()):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
