@@ -230,25 +230,19 @@ def torch_resnet(model):
     return net
 
 
-def resnet_steps(spec, batch, lr=0.01, seed=0):
+def resnet_steps(spec, batch, lr=0.01, seed=0, with_torch=True):
     """Training-step closures (minigrad, PyTorch) for ResNet-20 normalized by `spec`, same
     weights, same data, SGD with momentum 0.9 and weight decay 5e-4 (wa-train's defaults),
-    and a line with both first-step losses."""
-    import torch
-
+    and a line with both first-step losses.  with_torch=False: (minigrad step, None, None)."""
     from minigrad import optim
     from wa import models
     model = models.build("resnet20", norm=spec)
     model.train()
-    tmodel = torch_resnet(model)
-    tmodel.train()
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, 3, 32, 32)).astype(np.float32)
     t = rng.integers(0, CLASSES, batch)
     opt = optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    topt = torch.optim.SGD(tmodel.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
     X, T = mg.tensor(x), mg.tensor(t)
-    tx, tt = torch.from_numpy(x), torch.from_numpy(t)
 
     def step():
         opt.zero_grad()
@@ -256,6 +250,14 @@ def resnet_steps(spec, batch, lr=0.01, seed=0):
         loss.backward()
         opt.step()
         return loss.item()
+
+    if not with_torch:
+        return step, None, None
+    import torch
+    tmodel = torch_resnet(model)
+    tmodel.train()
+    topt = torch.optim.SGD(tmodel.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+    tx, tt = torch.from_numpy(x), torch.from_numpy(t)
 
     def tstep():
         topt.zero_grad(set_to_none=True)
@@ -306,8 +308,10 @@ def conv_tasks(torch, N=64, C=32, O=32, H=32):
     # A channels-last input and gradient, as the net feeds them (output of a previous conv).
     X.data = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     gy_cl = np.ascontiguousarray(gy.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
-    op = F.conv2d(X, Wt, padding=1).creator
-    cols, w_mat = op.cols, op.w_mat                       # (1, M, K), (1, K, O)
+    # The GEMM operands of the im2col algorithm: (1, M, K) and (1, K, O).  (conv2d may take
+    # its row path on this layer, which runs three smaller GEMMs instead; see conv_rows.py.)
+    cols = F.im2col(X, 3, 1, 1).numpy()[None]
+    w_mat = F.conv2d(X, Wt, padding=1).creator.w_mat
     g = np.ascontiguousarray(gy.transpose(0, 2, 3, 1)).reshape(1, -1, O)
 
     def forward():      # as in a training step, the op is released after use (its buffers
@@ -358,16 +362,15 @@ def main():
         ips = {k: batch / v for k, v in sec.items()}
         rows.append((f"training step, batch {batch} (images/s)", ips["minigrad"], ips.get("torch")))
 
-    if torch is not None:
-        for spec in filter(None, args.resnet.split(",")):
-            for batch in (int(b) for b in args.resnet_batches.split(",")):
-                step, tstep, first = resnet_steps(spec, batch)
-                sec = alternate({"minigrad": step, "torch": tstep}, max(1, 16 // batch),
-                                args.rounds)
-                rows.append((f"ResNet-20 {spec}, training step, batch {batch} (images/s)",
-                             batch / sec["minigrad"], batch / sec["torch"]))
-                if batch == 64:
-                    checks.append(f"ResNet-20 {spec}: {first}")
+    for spec in filter(None, args.resnet.split(",")):
+        for batch in (int(b) for b in args.resnet_batches.split(",")):
+            step, tstep, first = resnet_steps(spec, batch, with_torch=torch is not None)
+            tasks = {"minigrad": step} if tstep is None else {"minigrad": step, "torch": tstep}
+            sec = alternate(tasks, max(1, 16 // batch), args.rounds)
+            rows.append((f"ResNet-20 {spec}, training step, batch {batch} (images/s)",
+                         batch / sec["minigrad"], batch / sec["torch"] if "torch" in sec else None))
+            if batch == 64 and first:
+                checks.append(f"ResNet-20 {spec}: {first}")
 
     tasks, flops = conv_tasks(torch)
     sec = alternate(tasks, 2, args.rounds)
