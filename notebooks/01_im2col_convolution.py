@@ -353,9 +353,9 @@ for name, N, C, H, k, s, p in layers:
     measured = F.im2col(xm, k, s, p).numpy().nbytes
     y = F.conv2d(xm, mg.tensor(rng.standard_normal((C, C, k, k)).astype(np.float32)), stride=s, padding=p)
     op = y.creator                                        # the Conv2d op, which keeps a matrix for backward
-    if op.rows:   # the row path (section 4b): kw taps per pixel of the padded grid, plus (kh-1) rows
-        Hp = H + 2 * p
-        formula_saved, saved = (N * Hp * Hp + (k - 1) * Hp) * k * C * 4, op.R.nbytes
+    if op.rows:   # the row path (section 4b): kw taps per grid position, plus (kh-1) grid rows
+        Hq = H + p                                        # one shared zero border per row and image
+        formula_saved, saved = (N * Hq * Hq + (k - 1) * Hq) * k * C * 4, op.R.nbytes
     else:
         formula_saved, saved = predicted, op.cols.nbytes
     rows.append([name, f"{N}x{C}x{H}x{H}", xm.data.nbytes / 2 ** 20, predicted / 2 ** 20,
@@ -372,14 +372,15 @@ for r in rows:   # exact byte counts: formula = measured; ratio = k^2 HoWo/(HW)
 # %% [markdown]
 # ### 4b. A third of the copy: the row path
 #
-# In the first row `conv2d` saved about a third of the matrix. For thin stride-1 layers on large maps
-# it takes a second algorithm (`minigrad/ops/conv_rows.py`): flatten the zero-padded input into one long
-# list of pixels; output pixel $t$ reads, through kernel row $i$, the $k_w$ pixels that start at
-# $t + i\,W_p$ (with $W_p$ the padded width). So one matrix $R$ with the $k_w$ taps of kernel row 0 per
-# pixel serves all $k_h$ kernel rows, shifted by $i\,W_p$ rows:
-# $Y = \sum_i R[iW_p : iW_p + L]\, W_i$, $k_h$ GEMMs on slices and a third of im2col's copying.
-# The price: $Y$ gets a row for every pixel of the padded grid, and the rows outside the
-# $H_o\times W_o$ output are computed and thrown away (13% extra work at 32x32, 56% at 8x8), so
+# In the first row `conv2d` saved about a third of the matrix. For thin stride-1 layers it takes a
+# second algorithm (`minigrad/ops/conv_rows.py`): lay the input out as one long list of pixels, each
+# image row followed by $p$ zeros and each image by $p$ zero rows (one border serves as the right
+# padding of a row and the left padding of the next). Output pixel $t$ then reads, through kernel row
+# $i$, the $k_w$ pixels that start at $t + i\,W_q$ (with $W_q = W + p$ the row length). So one matrix $R$
+# with the $k_w$ taps of kernel row 0 per pixel serves all $k_h$ kernel rows, shifted by $i\,W_q$ rows:
+# $Y = \sum_i R[iW_q : iW_q + L]\, W_i$, $k_h$ GEMMs on slices and a third of im2col's copying.
+# The price: $Y$ also gets rows for the border positions, computed and thrown away (6% extra work
+# at 32x32, 27% at 8x8), so
 # `conv2d` uses it only where it measured faster. The tests check both paths against the naive loop.
 
 # %% [markdown]

@@ -65,7 +65,7 @@ from ..autograd import Function
 from ..backend import get_array_module
 from .buffer_pool import give as _give, take as _take
 from .checks import pair as _pair
-from .conv_rows import conv_rows, row_patches, use_rows, weight_grad_rows
+from .conv_rows import conv_rows, row_grid, row_patches, use_rows, weight_grad_rows
 
 __all__ = ["im2col", "col2im", "conv2d"]
 
@@ -258,10 +258,10 @@ class Conv2d(Function):
         self.w_mat = weight.reshape(G, O // G, Cg, kh, kw).transpose(0, 3, 4, 2, 1) \
                            .reshape(G, kh * kw * Cg, O // G)
         self.geometry, self.x_shape, self.w_shape = (k, s, p, d, out), x.shape, weight.shape
-        self.grid = (N, x.shape[2] + 2 * p[0], x.shape[3] + 2 * p[1])    # the padded input
+        self.grid = row_grid(N, x.shape[2], x.shape[3], k, p, d)
         self.rows = use_rows(Cg, self.grid[1:], out, kw, s, G)
         if self.rows:                        # stride 1, thin layer: see conv_rows.py
-            self.R = row_patches(x_nhwc, k, p, d)
+            self.R = row_patches(x_nhwc, k, p, d, self.grid)
             y = conv_rows(self.R, self.w_mat.reshape(kh, kw * Cg, O), self.grid, k, d, out)
             if bias is not None:
                 y += bias
@@ -320,9 +320,9 @@ class Conv2d(Function):
         # w_flip[g, (i'*kw + j')*Og + o, c] = weight[g*Og + o, c, kh-1-i', kw-1-j']
         w_flip = self.w_mat.reshape(G, kh, kw, Cg, O // G)[:, ::-1, ::-1] \
                            .transpose(0, 1, 2, 4, 3).reshape(G, kh * kw * (O // G), Cg)
-        grid = (N, out[0] + 2 * q[0], out[1] + 2 * q[1])     # the padded output gradient
+        grid = row_grid(N, out[0], out[1], k, q, d)
         if use_rows(O // G, grid[1:], (H, W), kw, (1, 1), G):
-            g_rows = row_patches(gy_nhwc, k, q, d)
+            g_rows = row_patches(gy_nhwc, k, q, d, grid)
             gx = conv_rows(g_rows, w_flip.reshape(kh, kw * O, C), grid, k, d, (H, W))
             _give(g_rows, ("rows",))
             return gx

@@ -277,13 +277,17 @@ def test_row_path_rule(monkeypatch):
     wastes little (ResNet-20's first stage), and im2col elsewhere; a bad MODE is named."""
     from minigrad.ops import conv_rows
     monkeypatch.setattr(conv_rows, "MODE", "auto")
-    assert conv_rows.use_rows(16, (34, 34), (32, 32), 3, (1, 1), 1)
-    assert not conv_rows.use_rows(16, (18, 18), (16, 16), 3, (1, 1), 1)     # 27% waste
-    assert not conv_rows.use_rows(64, (34, 34), (32, 32), 3, (1, 1), 1)     # thick
-    assert not conv_rows.use_rows(16, (34, 34), (16, 16), 3, (2, 2), 1)     # stride 2
-    assert not conv_rows.use_rows(16, (34, 34), (32, 32), 3, (1, 1), 2)     # groups
+    assert conv_rows.row_grid(2, 32, 32, (3, 3), (1, 1), (1, 1)) == (2, 33, 33)   # shared borders
+    assert conv_rows.row_grid(2, 8, 8, (3, 3), (0, 0), (1, 1)) == (2, 8, 8)
+    assert conv_rows.row_grid(2, 8, 8, (1, 1), (2, 2), (1, 1)) == (2, 12, 12)     # Ho = 12
+    assert conv_rows.use_rows(16, (33, 33), (32, 32), 3, (1, 1), 1)
+    assert conv_rows.use_rows(32, (17, 17), (16, 16), 3, (1, 1), 1)
+    assert not conv_rows.use_rows(64, (9, 9), (8, 8), 3, (1, 1), 1)       # 27% waste
+    assert not conv_rows.use_rows(64, (33, 33), (32, 32), 3, (1, 1), 1)     # thick
+    assert not conv_rows.use_rows(16, (33, 33), (16, 16), 3, (2, 2), 1)     # stride 2
+    assert not conv_rows.use_rows(16, (33, 33), (32, 32), 3, (1, 1), 2)     # groups
     monkeypatch.setattr(conv_rows, "MODE", "always")
-    assert conv_rows.use_rows(64, (10, 10), (8, 8), 3, (1, 1), 1)
+    assert conv_rows.use_rows(64, (9, 9), (8, 8), 3, (1, 1), 1)
     monkeypatch.setattr(conv_rows, "MODE", "fast")
     with pytest.raises(ValueError, match="'auto', 'always' or 'never'"):
         conv_rows.use_rows(16, (34, 34), (32, 32), 3, (1, 1), 1)
