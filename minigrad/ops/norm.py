@@ -244,17 +244,17 @@ class ChannelNormalize(Function):
 
         if self.stats is None:
             ones = xp.ones((1, 1, P), dtype=x.dtype)
-            S1 = xp.matmul(ones, x3).reshape(Nb, G, Cg).sum(axis=2)
-            S2 = xp.einsum("npc,npc->nc", x3, x3).reshape(Nb, G, Cg).sum(axis=2)
+            S1 = _group_sum(xp.matmul(ones, x3).reshape(Nb, C), G)
+            S2 = _group_sum(xp.einsum("npc,npc->nc", x3, x3), G)
             mean = S1 / self.m
             var = xp.maximum(S2 / self.m - mean * mean, 0)
             if bool((mean * mean > 100 * (var + self.eps)).any()):   # cancellation: redo it
-                xc = x3 - xp.repeat(mean, Cg, axis=1)[:, None, :]
-                var = xp.einsum("npc,npc->nc", xc, xc).reshape(Nb, G, Cg).sum(axis=2) / self.m
+                xc = x3 - _per_channel(mean, Cg)[:, None, :]
+                var = _group_sum(xp.einsum("npc,npc->nc", xc, xc), G) / self.m
                 del xc
             self.mean, self.var = mean, var                  # per (row, group)
-            mean_c = xp.repeat(mean, Cg, axis=1)             # per (row, channel)
-            s_c = 1.0 / xp.sqrt(xp.repeat(var, Cg, axis=1) + self.eps)
+            mean_c = _per_channel(mean, Cg)                  # per (row, channel)
+            s_c = 1.0 / xp.sqrt(_per_channel(var, Cg) + self.eps)
         else:
             mean_c = self.stats[0].reshape(1, C)
             s_c = 1.0 / xp.sqrt(self.stats[1].reshape(1, C) + self.eps)
@@ -289,8 +289,8 @@ class ChannelNormalize(Function):
             gx3 = gy3 * self.a[:, None, :]
             if train:
                 w = 1 if self.weight is None else self.weight
-                sum_g = xp.repeat((A * w).reshape(Nb, G, Cg).sum(axis=2), Cg, axis=1)
-                sum_gxc = xp.repeat((Bc * w).reshape(Nb, G, Cg).sum(axis=2), Cg, axis=1)
+                sum_g = _per_channel(_group_sum(A * w, G), Cg)
+                sum_gxc = _per_channel(_group_sum(Bc * w, G), Cg)
                 s = self.s_c
                 beta = -(s * s * s) * sum_gxc / m
                 const = -s * sum_g / m - beta * self.mean_c
@@ -304,6 +304,17 @@ class ChannelNormalize(Function):
         if need_b:
             gb = A.sum(axis=0)
         return _input_grads(self, gx, gw, gb)
+
+
+def _group_sum(a, G):
+    """(Nb, C) per-channel sums -> (Nb, G) per-group sums (no-op for one channel per group)."""
+    Nb, C = a.shape
+    return a if G == C else a.reshape(Nb, G, C // G).sum(axis=2)
+
+
+def _per_channel(a, Cg):
+    """(Nb, G) per-group values -> (Nb, G*Cg), each repeated for the Cg channels of its group."""
+    return a if Cg == 1 else a.repeat(Cg, axis=1)
 
 
 def channel_normalize(x, groups=None, batch=False, weight=None, bias=None, eps=1e-5,
