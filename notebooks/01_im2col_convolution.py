@@ -489,10 +489,12 @@ plt.show()
 #   iteration. im2col turns the same arithmetic into one BLAS call, tens to hundreds of times faster,
 #   and the gap grows with the layer (more work per call, the same Python overhead);
 # * `F.conv2d` reaches about 60 to 100 % of the throughput of a bare matrix product of the same
-#   shape, and its time is close to *matrix product + im2col*: the gap is the strided copy that
-#   builds the matrix, which moves $k^2 = 9$ times the input's bytes and is limited by memory
-#   bandwidth, not by arithmetic. It matters most where the product is cheap relative to the copy
-#   (few channels: the first row);
+#   shape. On the im2col path (the last two rows) its time is close to *matrix product + im2col*:
+#   the gap is the strided copy that builds the matrix, which moves $k^2 = 9$ times the input's
+#   bytes and is limited by memory bandwidth, not by arithmetic. The copy matters most where the
+#   product is cheap relative to it (few channels), which is where `conv2d` takes the row path of
+#   section 4b instead (the first two rows): it copies a third as much and comes close to the bare
+#   product;
 # * forward plus backward runs at about the forward rate per flop: the backward pass is two products
 #   of the same size, one for the weight gradient (with the saved matrix) and one for the input
 #   gradient (for these stride-1 layers, the flipped-kernel convolution of section 3, which builds
