@@ -259,7 +259,7 @@ class Conv2d(Function):
                            .reshape(G, kh * kw * Cg, O // G)
         self.geometry, self.x_shape, self.w_shape = (k, s, p, d, out), x.shape, weight.shape
         self.grid = row_grid(N, x.shape[2], x.shape[3], k, p, d)
-        self.rows = use_rows(Cg, self.grid[1:], out, kw, s, G)
+        self.rows = use_rows(Cg, self.grid[1:], out, kw, s, G, xp)
         if self.rows:                        # stride 1, thin layer: see conv_rows.py
             self.R = row_patches(x_nhwc, k, p, d, self.grid)
             y = conv_rows(self.R, self.w_mat.reshape(kh, kw * Cg, O), self.grid, k, d, out)
@@ -321,7 +321,7 @@ class Conv2d(Function):
         w_flip = self.w_mat.reshape(G, kh, kw, Cg, O // G)[:, ::-1, ::-1] \
                            .transpose(0, 1, 2, 4, 3).reshape(G, kh * kw * (O // G), Cg)
         grid = row_grid(N, out[0], out[1], k, q, d)
-        if use_rows(O // G, grid[1:], (H, W), kw, (1, 1), G):
+        if use_rows(O // G, grid[1:], (H, W), kw, (1, 1), G, xp):
             g_rows = row_patches(gy_nhwc, k, q, d, grid)
             gx = conv_rows(g_rows, w_flip.reshape(kh, kw * O, C), grid, k, d, (H, W))
             _give(g_rows, ("rows",))

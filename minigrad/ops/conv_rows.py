@@ -33,6 +33,8 @@ where gY_grid is the output gradient placed on the grid, zero at the thrown-away
 positions.  The input gradient of a stride-1 convolution is itself a stride-1
 convolution (Conv2d._input_grad), so it takes this path too.
 """
+import numpy as np
+
 from ..backend import get_array_module
 from .buffer_pool import give, take
 
@@ -52,18 +54,20 @@ def row_grid(N, H, W, k, p, d):
     return N, H + S[0], W + S[1]
 
 
-def use_rows(in_channels, grid, out_size, kw, s, groups):
+def use_rows(in_channels, grid, out_size, kw, s, groups, xp=np):
     """Whether conv2d takes the row path.  It needs stride 1 and one group; under "auto"
-    also a kernel at least 2 wide, a thin input (<= 32 channels), and a grid (Hq, Wq)
-    that wastes at most 15% (3x3 "same" convolutions: 32x32 and 16x16 maps).
+    also NumPy arrays, a kernel at least 2 wide, a thin input (<= 32 channels), and a grid
+    (Hq, Wq) that wastes at most 15% (3x3 "same" convolutions: 32x32 and 16x16 maps).
     Measured with a per-layer sweep and benchmarks/bench_convnet.py (batch 64, 2 threads):
-    faster than im2col there, slower for 64 channels or on 8x8 maps."""
+    faster than im2col there, slower for 64 channels or on 8x8 maps.  It has not been
+    measured on a GPU, so CuPy arrays keep im2col unless MODE is "always"."""
     if MODE not in ("auto", "always", "never"):
         raise ValueError(f"conv_rows.MODE must be 'auto', 'always' or 'never', got {MODE!r}")
     if MODE == "never" or s != (1, 1) or groups != 1:
         return False
     cells, outputs = grid[0] * grid[1], out_size[0] * out_size[1]
-    return MODE == "always" or (kw > 1 and in_channels <= 32 and cells <= 1.15 * outputs)
+    return MODE == "always" or (xp is np and kw > 1 and in_channels <= 32
+                                and cells <= 1.15 * outputs)
 
 
 def row_patches(x, k, p, d, grid):
