@@ -39,6 +39,6 @@ class SGD(Optimizer):
                 buf = state["momentum_buffer"] = d.copy()
             else:
                 buf *= momentum
-                buf += (1 - group["dampening"]) * d
+                buf += d if group["dampening"] == 0 else (1 - group["dampening"]) * d
             d = d + momentum * buf if group["nesterov"] else buf
         p.data -= group["lr"] * d
