@@ -23,12 +23,16 @@ Every training step is forward, cross-entropy, backward and an update by SGD wit
     the same process with the same number of threads and the same initial weights (the
     first-step losses are printed and must agree), in alternating blocks (minigrad,
     torch, minigrad, ...) so that a change in machine load hits both; each number is
-    the median over the blocks.
+    the median over the blocks.  Each block starts after --settle seconds of sleep and
+    one untimed call, so that it does not share the cores with the other library's
+    still-spinning worker threads.
 """
 import argparse
 import os
 import sys
 import time
+
+SETTLE = 0.3   # seconds of sleep before each timed block: see `alternate`
 
 ARGS = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 ARGS.add_argument("--threads", type=int, default=os.cpu_count(),
@@ -38,6 +42,9 @@ ARGS.add_argument("--no-torch", action="store_true", help="skip the PyTorch comp
 ARGS.add_argument("--resnet", default="bn,wa,gn+wa",
                   help="norm specs of the ResNet-20 rows, comma-separated ('' for none)")
 ARGS.add_argument("--resnet-batches", default="64,2,1", help="batch sizes of the ResNet-20 rows")
+ARGS.add_argument("--settle", type=float, default=SETTLE,
+                  help="seconds of sleep before each timed block, so that the other library's "
+                       "spinning worker threads have gone idle (0 turns it off)")
 
 if __name__ == "__main__":
     _threads = str(ARGS.parse_args().threads)
@@ -273,13 +280,21 @@ def resnet_steps(spec, batch, lr=0.01, seed=0, with_torch=True):
 # ----------------------------------------------------------------------------
 # Timing
 # ----------------------------------------------------------------------------
-def alternate(tasks, steps, rounds):
-    """Median seconds per call of each task, timed in alternating blocks of `steps` calls."""
+def alternate(tasks, steps, rounds, settle=SETTLE):
+    """Median seconds per call of each task, timed in alternating blocks of `steps` calls.
+
+    Each block starts after `settle` seconds of sleep and one untimed call.  Both libraries'
+    worker threads (OpenBLAS's, PyTorch's OpenMP ones) keep spinning on the cores for up to
+    ~0.1 s after their last parallel call; a block started right after the other library's
+    would share the cores with them.  Measured without the pause: PyTorch's ResNet-20 BN step
+    at batch 1 took 13.9 ms between minigrad blocks and 7.2 ms on its own."""
     for fn in tasks.values():       # warm-up: allocator, BLAS buffers, first-call costs
         fn()
     times = {name: [] for name in tasks}
     for _ in range(rounds):
         for name, fn in tasks.items():
+            time.sleep(settle)
+            fn()                    # wakes this library's threads, warms the caches
             start = time.perf_counter()
             for _ in range(steps):
                 fn()
@@ -358,7 +373,7 @@ def main():
                 losses = net.step(x, t), torch_step(tx, tt)
                 checks.append(f"conv net: first-step loss: minigrad {losses[0]:.6f}, "
                               f"PyTorch {losses[1]:.6f}")
-        sec = alternate(tasks, steps, args.rounds)
+        sec = alternate(tasks, steps, args.rounds, args.settle)
         ips = {k: batch / v for k, v in sec.items()}
         rows.append((f"training step, batch {batch} (images/s)", ips["minigrad"], ips.get("torch")))
 
@@ -366,20 +381,20 @@ def main():
         for batch in (int(b) for b in args.resnet_batches.split(",")):
             step, tstep, first = resnet_steps(spec, batch, with_torch=torch is not None)
             tasks = {"minigrad": step} if tstep is None else {"minigrad": step, "torch": tstep}
-            sec = alternate(tasks, max(1, 16 // batch), args.rounds)
+            sec = alternate(tasks, max(1, 16 // batch), args.rounds, args.settle)
             rows.append((f"ResNet-20 {spec}, training step, batch {batch} (images/s)",
                          batch / sec["minigrad"], batch / sec["torch"] if "torch" in sec else None))
             if batch == 64 and first:
                 checks.append(f"ResNet-20 {spec}: {first}")
 
     tasks, flops = conv_tasks(torch)
-    sec = alternate(tasks, 2, args.rounds)
+    sec = alternate(tasks, 2, args.rounds, args.settle)
     gf = {k: flops * (3 if "bwd" in k else 1) / v / 1e9 for k, v in sec.items()}
     rows.append(("conv2d 32->32 3x3, 32x32, batch 64: forward (GFLOP/s)", gf["fwd"], gf.get("torch_fwd")))
     rows.append(("same conv: forward + backward (GFLOP/s)", gf["fwd+bwd"], gf.get("torch_fwd+bwd")))
 
     tasks_mm, flops_mm = matmul_tasks(torch)
-    sec = alternate(tasks_mm, 5, args.rounds)
+    sec = alternate(tasks_mm, 5, args.rounds, args.settle)
     mm = {k: flops_mm / v / 1e9 for k, v in sec.items()}
     rows.append(("float32 matmul 1024x1024x1024 (GFLOP/s)", mm["minigrad"], mm.get("torch")))
     rows.append(("conv forward GEMM alone, (65536x288)@(288x32) (GFLOP/s)", gf["gemm_fwd"], None))
@@ -389,7 +404,7 @@ def main():
     print(f"minigrad {mg.__version__}, NumPy {np.__version__}"
           + (f", PyTorch {torch.__version__}" if torch is not None else "")
           + f"; {args.threads} threads; {os.cpu_count()} cores; load average {load:.2f}; "
-          f"medians of {args.rounds} alternating blocks")
+          f"medians of {args.rounds} alternating blocks, each after {args.settle} s of quiet")
     for line in checks:
         print(line)
     print()

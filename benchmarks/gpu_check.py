@@ -24,7 +24,6 @@ import importlib.util
 import io
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -195,16 +194,9 @@ def throughput(cp, dry, report, batch, steps, rounds):
         ours, theirs, note = step_pairs(spec, batch, cp, dry)
         notes.append(f"{spec}: {note}")
         tasks = {"ours": ours} if theirs is None else {"ours": ours, "theirs": theirs}
-        for fn in tasks.values():
-            fn()                                              # warm-up (kernel compilation)
-        times = {k: [] for k in tasks}
-        for _ in range(rounds):                               # alternating blocks
-            for k, fn in tasks.items():
-                t0 = time.perf_counter()
-                for _ in range(steps):
-                    fn()
-                times[k].append((time.perf_counter() - t0) / steps)
-        ips = {k: batch / statistics.median(v) for k, v in times.items()}
+        from bench_convnet import alternate      # blocks after a pause (idle worker threads)
+        sec = alternate(tasks, steps, rounds, settle=0.0 if dry else 0.3)
+        ips = {k: batch / v for k, v in sec.items()}
         ratio = f"{ips['ours'] / ips['theirs']:.2f}x" if "theirs" in ips else "-"
         rows.append(f"| ResNet-20 {spec}, batch {batch} (images/s) | {ips['ours']:.0f} | "
                     f"{ips['theirs']:.0f} | {ratio} |" if "theirs" in ips else

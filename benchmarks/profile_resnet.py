@@ -5,8 +5,9 @@
 minigrad: every `Function` subclass's forward and backward is wrapped in a timer for the run
 (the wrappers are removed afterwards); the table lists the total per step of each.  PyTorch:
 `torch.profiler` over the same number of steps of the same network (same weights and data,
-SGD with momentum 0.9 and weight decay 5e-4), self CPU time per step of each aten op.  The
-two runs alternate step by step, so a change in machine load hits both.
+SGD with momentum 0.9 and weight decay 5e-4), self CPU time per step of each aten op.  Each
+library runs one block of steps after a pause, so that it has the cores to itself (worker
+threads of the library that ran last keep spinning for a while; see bench_convnet.alternate).
 """
 import argparse
 import collections
@@ -75,18 +76,25 @@ def main():
     step, tstep, check = bench.resnet_steps(args.norm, args.batch)
     for _ in range(2):
         step(), tstep()
-    ours, theirs = 0.0, 0.0
-    with OpTimer() as timer, profile(activities=[ProfilerActivity.CPU]) as prof:
+    # One block each, after a pause: worker threads of the library that ran last keep
+    # spinning on the cores for up to ~0.1 s (see bench_convnet.alternate).
+    time.sleep(bench.SETTLE)
+    step()
+    with OpTimer() as timer:
+        start = time.perf_counter()
         for _ in range(args.steps):
-            start = time.perf_counter()
             step()
-            ours += time.perf_counter() - start
-            start = time.perf_counter()
+        ours = time.perf_counter() - start
+    time.sleep(bench.SETTLE)
+    tstep()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        start = time.perf_counter()
+        for _ in range(args.steps):
             tstep()
-            theirs += time.perf_counter() - start
+        theirs = time.perf_counter() - start
     n = args.steps
     print(f"ResNet-20 {args.norm}, batch {args.batch}, {args.threads} threads, {n} steps each, "
-          f"alternating; {check}")
+          f"one block each after {bench.SETTLE} s of quiet; {check}")
     print(f"step: minigrad {ours / n * 1e3:.1f} ms, PyTorch {theirs / n * 1e3:.1f} ms "
           "(PyTorch's under its profiler)\n")
     print("| minigrad op | ms/step | | PyTorch op (self CPU) | ms/step |")

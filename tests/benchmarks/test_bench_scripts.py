@@ -16,7 +16,7 @@ def _run(script, *args):
 
 
 def test_bench_convnet_without_pytorch_prints_every_row():
-    text = _run("bench_convnet.py", "--no-torch", "--rounds", "1", "--threads", "1",
+    text = _run("bench_convnet.py", "--no-torch", "--rounds", "1", "--threads", "1", "--settle", "0",
                 "--resnet", "gn+wa", "--resnet-batches", "2")
     for row in ("| training step, batch 64 (images/s) |",
                 "| ResNet-20 gn+wa, training step, batch 2 (images/s) |",
