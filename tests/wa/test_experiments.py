@@ -255,7 +255,9 @@ def test_activations_on_cuda_match_cpu():
         for layer, a in on["cpu"][spec].items():
             b = on["cuda"][spec][layer]
             assert type(b) is np.ndarray                      # results come back to the host
-            np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6, err_msg=f"{spec} layer {layer}")
+            # float32, and the CPU convolves thin layers by conv2d's row path where the GPU
+            # uses im2col: the sums run in another order, so rounding differs (~1e-5 relative)
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5, err_msg=f"{spec} layer {layer}")
 
 
 def test_activations_and_sweep_command_lines_on_cuda(tmp_path, capsys):
