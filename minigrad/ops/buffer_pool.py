@@ -1,12 +1,12 @@
 """Large work arrays reused from one training step to the next (NumPy only).
 
 A training step makes the same large arrays every step: conv2d's patch matrices
-and zero-padded inputs.  Fresh ones of tens of MB come from the kernel, whose page
-faults on first touch cost more than the copy into them (measured: Conv2d forward of
-ResNet-20 at batch 64 went from 290 to 120 ms when the pool came in).  So conv2d
-takes these arrays from here and hands them back when the engine releases it after
-backward.  CuPy has its own memory pool: there `take` allocates and `give` keeps
-nothing.
+and zero-padded inputs.  Even with freed memory kept in the heap (minigrad/memory.py),
+blocks above 32 MiB come fresh from the kernel, whose page faults on first touch cost
+more than the copy into them (measured: Conv2d forward of ResNet-20 at batch 64 went
+from 290 to 120 ms when the pool came in).  So conv2d takes these arrays from here
+and hands them back when the engine releases it after backward.  CuPy has its own
+memory pool: there `take` allocates and `give` keeps nothing.
 
     a = take(xp, kind, shape, dtype)     # a pooled array, or a new one
     give(a, kind)                        # back into the pool (dropped when it is full)

@@ -1,0 +1,45 @@
+"""Keep freed memory in the process, so that a training step does not pay page faults.
+
+Why: a training step allocates the same arrays every time (activations, their
+gradients, temporaries), many of them megabytes large.  glibc's malloc serves a
+block above its "mmap threshold" (128 KiB at start) with fresh pages from the
+kernel and gives them back on free.  The kernel zero-fills each 4 KiB page at its
+first touch, so writing into a new 4 MB array costs a thousand page faults: more
+than the arithmetic of a ReLU over it, and for ResNet-20 at batch 64 about a
+quarter of a whole step (measured: 580 -> 415 ms per step).  PyTorch avoids the
+same cost with its own caching allocator.
+
+The fix is two malloc settings: serve blocks up to 32 MiB (glibc's largest allowed
+threshold) from the heap, and do not hand the heap's freed top back to the
+kernel.  Freed blocks are then reused by the next step's allocations.  The cost:
+the process keeps the memory of its largest step until it exits, as a GPU
+framework's memory pool does.
+
+`keep_freed_memory()` runs when minigrad is imported.  It only acts where the C
+library is glibc (Linux); elsewhere it does nothing.  To keep the C library's
+defaults, set the environment variable MINIGRAD_DEFAULT_MALLOC=1 before the import.
+"""
+import ctypes
+import ctypes.util
+import os
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3      # mallopt parameter numbers (malloc.h)
+_MMAP_THRESHOLD = 32 << 20                         # glibc's maximum (64-bit)
+_TRIM_THRESHOLD = (1 << 31) - 1                    # "never trim" (an int)
+
+
+def keep_freed_memory():
+    """Tune glibc's malloc to reuse freed blocks (see the module docstring).
+
+    Returns True if the settings were applied, False where there is no glibc or
+    MINIGRAD_DEFAULT_MALLOC=1 is set."""
+    if os.environ.get("MINIGRAD_DEFAULT_MALLOC", "") not in ("", "0"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt                     # glibc only (not macOS, not musl)
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+                and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
