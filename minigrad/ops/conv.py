@@ -130,7 +130,7 @@ def _im2col_nhwc(x, k, s, p, d, out, groups=1, pooled=False):
 
     The group axis comes first so that one batched matmul multiplies every
     group's columns by that group's filters.  pooled: cols is a view of a buffer
-    from `_take(xp, "cols", ...)` (hand back cols.base with `_give`)."""
+    from `_take(xp, ("cols",), ...)` (hand back cols.base with `_give`)."""
     xp = get_array_module(x)
     N, C = x.shape[0], x.shape[3]
     x_pad = _pad_nhwc(x, p, xp, pooled)
@@ -138,7 +138,7 @@ def _im2col_nhwc(x, k, s, p, d, out, groups=1, pooled=False):
     view = view.reshape(view.shape[:5] + (groups, C // groups))  # split C = (G, C/G): free
     view = view.transpose(5, 0, 1, 2, 3, 4, 6)
     if pooled:
-        cols = _take(xp, "cols", view.shape, x.dtype)
+        cols = _take(xp, ("cols",), view.shape, x.dtype)
         cols[...] = view
         if x_pad is not x:
             _give(x_pad, ("pad", p))
@@ -280,15 +280,14 @@ class Conv2d(Function):
         N, C, H, W = self.x_shape
         O, Cg, kh, kw = self.w_shape
         # gY (G, M, O/G): free when gy is channels-last, as it is behind BN and ReLU.
-        gY = gy.transpose(0, 2, 3, 1).reshape(-1, G, O // G).transpose(1, 0, 2)
+        gy_nhwc = gy.transpose(0, 2, 3, 1)
+        gY = gy_nhwc.reshape(-1, G, O // G).transpose(1, 0, 2)
         gx = gw = gb = None
         if self.needs_input_grad[0]:
-            gx = self._input_grad(gy.transpose(0, 2, 3, 1), gY).transpose(0, 3, 1, 2)
-        if self.needs_input_grad[1] and self.rows:
-            g_wmat = weight_grad_rows(self.R, gy.transpose(0, 2, 3, 1), self.grid, k, d)
-        elif self.needs_input_grad[1]:
-            g_wmat = xp.matmul(self.cols.transpose(0, 2, 1), gY)       # (G, K, O/G)
+            gx = self._input_grad(gy_nhwc, gY).transpose(0, 3, 1, 2)
         if self.needs_input_grad[1]:
+            g_wmat = (weight_grad_rows(self.R, gy_nhwc, self.grid, k, d) if self.rows
+                      else xp.matmul(self.cols.transpose(0, 2, 1), gY))   # (G, K, O/G)
             gw = g_wmat.reshape(G, kh, kw, Cg, O // G).transpose(0, 4, 3, 1, 2).reshape(O, Cg, kh, kw)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             gb = gY.sum(axis=1).reshape(O)
@@ -328,14 +327,14 @@ class Conv2d(Function):
             return gx
         g_cols = _im2col_nhwc(gy_nhwc, k, (1, 1), q, d, (H, W), G, pooled=True)  # (G, N*H*W, kh*kw*Og)
         gx = xp.matmul(g_cols, w_flip)                                        # (G, N*H*W, Cg)
-        _give(g_cols.base, "cols")
+        _give(g_cols.base, ("cols",))
         return gx.transpose(1, 0, 2).reshape(N, H, W, C)
 
     def release(self):
         """After backward: the im2col matrix goes back to the pool for the next step."""
         cols, R = self.__dict__.get("cols"), self.__dict__.get("R")
         if cols is not None:
-            _give(cols.base, "cols")
+            _give(cols.base, ("cols",))
         if R is not None:
             _give(R, ("rows",))
         super().release()
