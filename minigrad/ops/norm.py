@@ -243,8 +243,7 @@ class ChannelNormalize(Function):
         bias = params[-1] if self.has_bias else None
 
         if self.stats is None:
-            ones = xp.ones((1, 1, P), dtype=x.dtype)
-            S1 = _group_sum(xp.matmul(ones, x3).reshape(Nb, C), G)
+            S1 = _group_sum(_sum_positions(xp, x3), G)
             S2 = _group_sum(xp.einsum("npc,npc->nc", x3, x3), G)
             mean = S1 / self.m
             var = xp.maximum(S2 / self.m - mean * mean, 0)
@@ -270,7 +269,7 @@ class ChannelNormalize(Function):
 
     def backward(self, gy):
         xp, x3, m, G = self.xp, self.x3, self.m, self.G
-        Nb, P, C = x3.shape
+        Nb, _, C = x3.shape
         Cg = C // G
         gy3 = _channels_last(gy).reshape(x3.shape)
         need_x = self.needs_input_grad[0]
@@ -280,7 +279,7 @@ class ChannelNormalize(Function):
 
         A = Bc = None
         if need_b or need_w or (need_x and train):
-            A = xp.matmul(xp.ones((1, 1, P), dtype=gy.dtype), gy3).reshape(Nb, C)
+            A = _sum_positions(xp, gy3)
         if need_w or (need_x and train):
             Bc = xp.einsum("npc,npc->nc", gy3, x3) - self.mean_c * A    # sum_p gy (x - mu)
 
@@ -304,6 +303,13 @@ class ChannelNormalize(Function):
         if need_b:
             gb = A.sum(axis=0)
         return _input_grads(self, gx, gw, gb)
+
+
+def _sum_positions(xp, a3):
+    """(Nb, P, C) -> (Nb, C): the sum over the middle axis, as a matmul with a row of ones
+    (several times faster than a3.sum(axis=1), which reduces along a strided axis)."""
+    Nb, P, C = a3.shape
+    return xp.matmul(xp.ones((1, 1, P), dtype=a3.dtype), a3).reshape(Nb, C)
 
 
 def _group_sum(a, G):
