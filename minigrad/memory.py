@@ -25,7 +25,6 @@ library is glibc (Linux); elsewhere it does nothing.  To keep the C library's
 defaults, set the environment variable MINIGRAD_DEFAULT_MALLOC=1 before the import.
 """
 import ctypes
-import ctypes.util
 import os
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3      # mallopt parameter numbers (malloc.h)
@@ -41,9 +40,10 @@ def keep_freed_memory():
     if os.environ.get("MINIGRAD_DEFAULT_MALLOC", "") not in ("", "0"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt                     # glibc only (not macOS, not musl)
-    except (OSError, AttributeError):
+        # The symbols already loaded into this process, the C library's among them: no
+        # library search at import (ctypes.util.find_library runs ldconfig).
+        mallopt = ctypes.CDLL(None).mallopt        # glibc (musl's is a stub that returns 0)
+    except (OSError, AttributeError, TypeError):   # no mallopt: macOS; Windows
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     return bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
