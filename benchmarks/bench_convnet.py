@@ -142,9 +142,6 @@ def torch_net(net):
 # ----------------------------------------------------------------------------
 # ResNet-20 (wa.models) and its PyTorch twin
 # ----------------------------------------------------------------------------
-RESNET_SPECS = ("bn", "wa", "gn+wa")
-
-
 def torch_resnet(model):
     """A PyTorch copy of a minigrad `wa.models` CIFAR ResNet (BasicBlock or its Fixup
     version; norm bn, gn or none; conv Conv2d or WAConv2d), with the same parameter
@@ -326,7 +323,7 @@ def conv_tasks(torch, N=64, C=32, O=32, H=32):
     # The GEMM operands of the im2col algorithm: (1, M, K) and (1, K, O).  (conv2d may take
     # its row path on this layer, which runs three smaller GEMMs instead; see conv_rows.py.)
     cols = F.im2col(X, 3, 1, 1).numpy()[None]
-    w_mat = F.conv2d(X, Wt, padding=1).creator.w_mat
+    w_mat = w.transpose(2, 3, 1, 0).reshape(1, 9 * C, O)   # row (i*3 + j)*C + c, as in cols
     g = np.ascontiguousarray(gy.transpose(0, 2, 3, 1)).reshape(1, -1, O)
 
     def forward():      # as in a training step, the op is released after use (its buffers

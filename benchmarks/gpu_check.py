@@ -48,11 +48,13 @@ def sh(cmd, timeout=None):
 def install_standin():
     """Make minigrad use the strict CuPy stand-in (what --dry-run tests the script with)."""
     from minigrad import backend
-    spec = importlib.util.spec_from_file_location(
-        "cupy_standin", os.path.join(ROOT, "tests", "cupy_standin.py"))
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["cupy_standin"] = module
-    spec.loader.exec_module(module)
+    module = sys.modules.get("cupy_standin")          # already loaded by the test suite
+    if module is None:
+        spec = importlib.util.spec_from_file_location(
+            "cupy_standin", os.path.join(ROOT, "tests", "cupy_standin.py"))
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["cupy_standin"] = module
+        spec.loader.exec_module(module)
     module.install(backend)
     return module.cupy
 
