@@ -18,7 +18,7 @@ of the kind names, so a reused one still has its zero border.
 """
 import numpy as np
 
-__all__ = ["take", "give", "POOL_LIMIT"]
+__all__ = ["take", "give", "clear", "POOL_LIMIT"]
 
 _POOL = {}
 _POOL_BYTES = [0]
@@ -41,3 +41,9 @@ def give(a, kind):
     if isinstance(a, np.ndarray) and _POOL_BYTES[0] + a.nbytes <= POOL_LIMIT:
         _POOL.setdefault((kind, a.shape, a.dtype), []).append(a)
         _POOL_BYTES[0] += a.nbytes
+
+
+def clear():
+    """Drop every pooled array."""
+    _POOL.clear()
+    _POOL_BYTES[0] = 0
