@@ -362,8 +362,10 @@ FAST_CASES = {
     "gn-G1": ((2, 6, 3, 3), _gn(1)[0]),
     "gn-G3": ((2, 6, 3, 3), _gn(3)[0]),
     "gn-NCL": ((3, 4, 5), _gn(2)[0]),
-    "bn-long": ((2, 2, 16, 20), _bn),        # 640 positions: whole blocks of position_sums, a rest
-    "in-long": ((1, 2, 20, 30), _in),        # 600 positions per sample
+    # Rows of the wide view (see NormalizeChannelsLast): 323 rows of 2 positions (a whole block
+    # of channel_sums and a rest), and 551 rows of 1 position (two blocks and a rest).
+    "bn-long": ((2, 4, 17, 19), _bn),
+    "in-long": ((1, 3, 19, 29), _in),
 }
 
 
@@ -398,6 +400,25 @@ def test_fast_path_matches_general_normalize(case, affine, channels_last, make, 
     np.testing.assert_allclose(y1, y2, rtol=1e-10, atol=1e-12)
     for g1, g2 in zip(grads1, grads2):
         np.testing.assert_allclose(g1, g2, rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("rows,k,C", [(20000, 1, 2), (1000, 1, 3), (700, 4, 16), (256, 2, 5),
+                                      (40, 8, 2)])
+def test_channel_sums_are_exact_to_a_short_float32_sum(rows, k, C):
+    """Sums per (row, channel) of a wide view (Nb, rows, k*C) whose column j holds channel
+    j % C, of a float32 array and of a product of two: within 3e-7 of the float64 sums,
+    however long the axis (one float32 matmul with ones over the 20000 numbers near 10 is
+    off by 4.5e-6)."""
+    from minigrad.fast.norm import channel_sums
+    rng = np.random.default_rng(0)
+    a, b = (10 + rng.standard_normal((3, rows, k * C))).astype(np.float32), \
+        rng.standard_normal((3, rows, k * C)).astype(np.float32)
+    exact = a.astype(np.float64).reshape(3, rows * k, C).sum(axis=1)
+    exact_ab = (a.astype(np.float64) * b).reshape(3, rows * k, C).sum(axis=1)
+    got, got_ab = channel_sums(np, a, C), channel_sums(np, a, C, b)
+    assert got.dtype == got_ab.dtype == np.float64
+    np.testing.assert_allclose(got, exact, rtol=3e-7)
+    np.testing.assert_allclose(got_ab, exact_ab, rtol=0, atol=3e-7 * np.abs(a * b).sum())
 
 
 def test_use_fast_chooses_the_kernel(make):
