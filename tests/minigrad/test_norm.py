@@ -542,3 +542,28 @@ def test_fast_path_float32_with_mean2_over_var_50_to_99(name, mean):
     """Where a one-pass variance loses two to three digits but mean^2 / var stays below a
     guard at 100: the output is exact to a few float32 rounding steps of its size (about 4)."""
     assert _float32_error(name, mean, 1.0, True) < 1.5e-6
+
+
+@pytest.mark.parametrize("mean", [0.0, 9.0, 100.0])
+@pytest.mark.parametrize("name", sorted(NORMS_F32))
+def test_fast_path_float32_gradients_are_exact_to_float32(name, mean):
+    """Training mode, float32, with weight and bias: the gradients of x, weight and bias are
+    within 1e-6 of the float64 ones, relative to their largest entry, as the general kernel's
+    are (the sums over positions and sum(gy * (x - mu)) keep their digits)."""
+    shape, _ = NORMS_F32[name]
+    C = shape[1]
+    call = {"bn": lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+            "gn": lambda x, w, b: F.group_norm(x, 2, w, b),
+            "in": lambda x, w, b: F.instance_norm(x, weight=w, bias=b)}[name]
+    rng = np.random.default_rng(1)
+    arrays = [mean + rng.standard_normal(shape), 1 + 0.2 * rng.standard_normal(C),
+              rng.standard_normal(C)]
+    g = rng.standard_normal(shape)
+    grads = {}
+    for dtype in (np.float32, np.float64):
+        inputs = [mg.tensor(a.astype(np.float32).astype(dtype), requires_grad=True) for a in arrays]
+        call(*inputs).backward(g.astype(dtype))
+        grads[dtype] = [t.grad for t in inputs]
+    for got, exact in zip(grads[np.float32], grads[np.float64]):
+        assert got.dtype == np.float32
+        assert np.abs(got - exact).max() <= 1e-6 * np.abs(exact).max()
