@@ -3,12 +3,11 @@
     x_hat = (x - mu_B) / sigma_B                 eq. (1), sigma_B = sqrt(var_B + eps)
     r     = gamma * x_hat + beta                 eq. (2)
 
-`Normalize` (minigrad/ops/norm.py) computes the same thing as one fused op with a
-hand-derived backward, tuned for speed: it never forms x_hat and folds the scale
-into a single pass.  This module forms every quantity of the equations as its
+`Normalize` (minigrad/ops/norm.py) computes the same thing as one op with a
+hand-derived backward.  This module forms every quantity of the equations as its
 own tensor, from the basic ops (mean, subtract, square, sqrt, divide, multiply,
 add), and leaves the backward to the autograd engine.  It is slower and uses
-more memory, and it is here to be read, and to check the fused kernel against:
+more memory, and it is here to be read, and to check the hand-derived kernel against:
 tests/minigrad/test_norm_reference.py asserts that both give the same outputs
 and the same gradients for every norm built on them.
 

@@ -1,9 +1,11 @@
-"""The fused Normalize kernel against its readable reference (eqs. (1)-(2) composed of basic ops):
-same outputs, same gradients, for each of the four norms and for fixed statistics."""
+"""The hand-derived Normalize kernel, and the four norms on either path, against the readable
+reference (eqs. (1)-(2) composed of basic ops): same outputs, same gradients, for each of the
+four norms and for fixed statistics."""
 import numpy as np
 import pytest
 
 import minigrad as mg
+import minigrad.functional as F
 from minigrad.ops.norm import normalize
 from minigrad.ops.norm_reference import normalize_reference
 
@@ -43,10 +45,10 @@ def test_fused_equals_reference(case, affine, make):
     weight = make(*wshape) if affine != "none" else None
     bias = make(*wshape) if affine == "both" else None
     settings = {"axes": axes, "view": view, "param_shape": pshape, "eps": 1e-5}
-    fused = _run(lambda x, **kw: normalize(x, **kw)[0], x, weight, bias, **settings)
+    hand = _run(lambda x, **kw: normalize(x, **kw)[0], x, weight, bias, **settings)
     plain = _run(normalize_reference, x, weight, bias, **settings)
-    assert len(fused) == len(plain)
-    for a, b in zip(fused, plain):
+    assert len(hand) == len(plain)
+    for a, b in zip(hand, plain):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
 
 
@@ -57,9 +59,32 @@ def test_fused_equals_reference_with_fixed_statistics(make, rng):
     stats = tuple(xp.asarray(a.reshape(pshape)) for a in
                   (rng.standard_normal(C), 0.5 + rng.random(C)))
     settings = {"axes": axes, "view": view, "param_shape": pshape, "eps": 1e-5, "stats": stats}
-    fused = _run(lambda x, **kw: normalize(x, **kw)[0], x, weight, bias, **settings)
+    hand = _run(lambda x, **kw: normalize(x, **kw)[0], x, weight, bias, **settings)
     plain = _run(normalize_reference, x, weight, bias, **settings)
-    for a, b in zip(fused, plain):
+    for a, b in zip(hand, plain):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+# name -> the public function, called as the reference is called with CASES[name]'s settings.
+PUBLIC = {
+    "batch": lambda x, weight, bias: F.batch_norm(x, None, None, weight, bias, training=True),
+    "instance": lambda x, weight, bias: F.instance_norm(x, weight=weight, bias=bias),
+    "group": lambda x, weight, bias: F.group_norm(x, G, weight, bias),
+    "layer": lambda x, weight, bias: F.layer_norm(x, (C, H, W), weight, bias),
+}
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_norm_on_either_path_equals_the_reference(case, fast, make):
+    axes, view, pshape, wshape = CASES[case]
+    x = make(N, C, H, W, scale=3.0)
+    x.data += 2.0
+    weight, bias = make(*wshape), make(*wshape)
+    with mg.use_fast(fast):
+        public = _run(lambda x, weight, bias: PUBLIC[case](x, weight, bias), x, weight, bias)
+    plain = _run(normalize_reference, x, weight, bias, axes=axes, view=view, param_shape=pshape)
+    for a, b in zip(public, plain):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
 
 
