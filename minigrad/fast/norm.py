@@ -80,7 +80,7 @@ class NormalizeChannelsLast(Function):
         if self.stats is None:
             K = (_group_sum(channel_sums(xp, xw, C), G) / self.m).astype(x.dtype)  # per (row, group)
             shift = _per_channel(K, Cg)                                            # per (row, channel)
-            d = xw - _along_row(xp, shift, k)
+            d = xw - _along_row(shift, k)
             mean_d = _group_sum(channel_sums(xp, d, C), G) / self.m
             var = _group_sum(channel_sums(xp, d, C, d), G) / self.m - mean_d * mean_d
             self.mean, self.var = K + mean_d, var
@@ -88,15 +88,15 @@ class NormalizeChannelsLast(Function):
             s_c = 1.0 / xp.sqrt(_per_channel(var, Cg) + self.eps)
         else:
             shift, delta = self.stats[0].reshape(1, C), 0.0
-            d = xw - _along_row(xp, shift, k)
+            d = xw - _along_row(shift, k)
             s_c = 1.0 / xp.sqrt(self.stats[1].reshape(1, C) + self.eps)
         a = s_c if weight is None else s_c * weight
         b = -delta * a if bias is None else bias - delta * a           # y = (d - delta) a + bias
+        self.a = a.astype(x.dtype)
         y = d                                    # a fresh array: the output takes its memory
-        y *= _along_row(xp, a.astype(x.dtype), k)
-        y += _along_row(xp, b.astype(x.dtype), k)
-        self.xw, self.shift, self.delta, self.s_c = xw, shift, delta, s_c
-        self.a, self.weight = a.astype(x.dtype), weight
+        y *= _along_row(self.a, k)
+        y += _along_row(b.astype(x.dtype), k)
+        self.xw, self.shift, self.delta, self.s_c, self.weight = xw, shift, delta, s_c, weight
         return _from_channels_last(y.reshape(x.shape[0], -1, C), x.shape)
 
     def backward(self, gy):
@@ -112,21 +112,21 @@ class NormalizeChannelsLast(Function):
         if need_b or need_w or (need_x and train):
             A = channel_sums(xp, gyw, C)                          # sum_p gy, per (row, channel)
         if need_w or (need_x and train):
-            d = xw - _along_row(xp, self.shift, k)     # recomputed: no second array kept alive
+            d = xw - _along_row(self.shift, k)     # recomputed: no second array kept alive
             B = channel_sums(xp, gyw, C, d) - self.delta * A     # sum_p gy (x - mu)
 
         gx = gw = gb = None
         if need_x:
-            gxw = gyw * _along_row(xp, self.a, k)
+            gxw = gyw * _along_row(self.a, k)
             if train:
                 w = 1.0 if self.weight is None else self.weight
                 s = self.s_c
                 sum_g = _per_channel(_group_sum(A * w, G), Cg)
                 sum_gxc = _per_channel(_group_sum(B * w, G), Cg)
                 beta = -(s * s * s) * sum_gxc / m
-                d *= _along_row(xp, beta.astype(xw.dtype), k)
+                d *= _along_row(beta.astype(xw.dtype), k)
                 gxw += d
-                gxw += _along_row(xp, (-s * sum_g / m - beta * self.delta).astype(xw.dtype), k)
+                gxw += _along_row((-s * sum_g / m - beta * self.delta).astype(xw.dtype), k)
             gx = _from_channels_last(gxw.reshape(self.in_shape[0], -1, C), self.in_shape)
         if need_w:
             gw = (B * self.s_c).sum(axis=0).astype(xw.dtype)
@@ -148,30 +148,29 @@ def channel_sums(xp, aw, C, bw=None):
     float64.
 
     A float32 sum of many terms loses digits, each addition rounding to the precision of the
-    running total (BatchNorm sums N*H*W of them).  So blocks of BLOCK rows are summed in the
-    input's dtype, and the block sums are added in float64.  Within a block the sum is a
-    matmul with ones (several times faster than aw.sum(axis=1), which reduces along a strided
-    axis), or an einsum, which makes no array aw * bw."""
+    running total (BatchNorm sums N*H*W of them).  So blocks of at most BLOCK rows are summed
+    in the input's dtype, and the block sums are added in float64.  Within a block the sum is
+    a matmul with ones (several times faster than aw.sum(axis=1), which reduces along a
+    strided axis), or an einsum, which makes no array aw * bw."""
     Nb, R, width = aw.shape
-    total = xp.zeros((Nb, width), dtype=np.float64)
-    whole = R - R % BLOCK
-    for part in (slice(0, whole), slice(whole, R)):       # the whole blocks, then the rest
-        n = part.stop - part.start
-        if n == 0:
-            continue
-        size = min(n, BLOCK)
-        a = aw[:, part].reshape(Nb, n // size, size, width)
-        if bw is None:
-            s = xp.matmul(xp.ones((1, size), dtype=aw.dtype), a)
-        else:
-            s = xp.einsum("nkrc,nkrc->nkc", a, bw[:, part].reshape(a.shape))
-        total += s.reshape(Nb, -1, width).sum(axis=1, dtype=np.float64)
-    return total.reshape(Nb, -1, C).sum(axis=1)           # the k columns of each channel
+    if R > BLOCK:              # each whole block as a row of its own, then the rest
+        whole = R - R % BLOCK
+        blocks = [None if a is None else a[:, :whole].reshape(-1, BLOCK, width) for a in (aw, bw)]
+        total = channel_sums(xp, blocks[0], C, blocks[1]).reshape(Nb, -1, C).sum(axis=1)
+        if whole < R:
+            total += channel_sums(xp, aw[:, whole:], C, None if bw is None else bw[:, whole:])
+        return total
+    if bw is None:
+        s = xp.matmul(xp.ones((1, R), dtype=aw.dtype), aw)
+    else:
+        s = xp.einsum("nrc,nrc->nc", aw, bw)
+    return s.reshape(Nb, -1, C).sum(axis=1, dtype=np.float64)     # the k columns of a channel
 
 
-def _along_row(xp, v, k):
+def _along_row(v, k):
     """A per-(row, channel) array (Nb, C) laid along a row of the wide view: (Nb, 1, k*C)."""
-    return xp.tile(v, (1, k))[:, None, :]
+    Nb, C = v.shape
+    return v[:, None, :] if k == 1 else v[:, None, :].repeat(k, axis=1).reshape(Nb, 1, k * C)
 
 
 def _group_sum(a, G):
