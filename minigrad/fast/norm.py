@@ -153,12 +153,14 @@ def channel_sums(xp, aw, C, bw=None):
     a matmul with ones (several times faster than aw.sum(axis=1), which reduces along a
     strided axis), or an einsum, which makes no array aw * bw."""
     Nb, R, width = aw.shape
-    if R > BLOCK:              # each whole block as a row of its own, then the rest
-        whole = R - R % BLOCK
+    if R > BLOCK:
+        whole = R - R % BLOCK                      # the rows of the whole blocks, then the rest
         blocks = [None if a is None else a[:, :whole].reshape(-1, BLOCK, width) for a in (aw, bw)]
+        rest = [None if a is None else a[:, whole:] for a in (aw, bw)]
+        # Each block is a row of its own in the call on `blocks`; its sums are added here.
         total = channel_sums(xp, blocks[0], C, blocks[1]).reshape(Nb, -1, C).sum(axis=1)
         if whole < R:
-            total += channel_sums(xp, aw[:, whole:], C, None if bw is None else bw[:, whole:])
+            total += channel_sums(xp, rest[0], C, rest[1])
         return total
     if bw is None:
         s = xp.matmul(xp.ones((1, R), dtype=aw.dtype), aw)
