@@ -290,9 +290,10 @@ def test_freed_graph_and_empty_graph_errors(make):
 # ----------------------------------------------------------------------------
 def _six_op_classes():
     wa_f = pytest.importorskip("wa.functional")
-    from minigrad.ops import conv, loss, norm, pool
+    from minigrad.fast.norm import NormalizeChannelsLast
+    from minigrad.ops import conv, loss, pool
     from minigrad.ops.basic import ReLU
-    return [conv.Conv2d, wa_f.WeightAlign, norm.ChannelNormalize, ReLU, pool.MaxPool2d, loss.CrossEntropy]
+    return [conv.Conv2d, wa_f.WeightAlign, NormalizeChannelsLast, ReLU, pool.MaxPool2d, loss.CrossEntropy]
 
 
 def _six_op_net(device, rng):
