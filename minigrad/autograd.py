@@ -396,6 +396,10 @@ class Function:
     one node of the graph: it holds the inputs and saved values of one call, so
     it can be called once.  A second call raises, instead of overwriting what the
     first call's backward needs; make a new instance for each call.
+
+    The call also notes the version of each input (`input_versions`), so that
+    `backward` can refuse to run this op's backward if an input was changed in
+    place in between (see the module docstring): a subclass need do nothing.
     """
 
     def __call__(self, *inputs):
@@ -519,7 +523,8 @@ def backward(tensor, grad=None, retain_graph=False):
                         # The gradient of x has x's dtype (a float64 operand must not turn a
                         # float32 parameter's gradient, and then SGD's momentum, into float64),
                         # and is an array even where NumPy arithmetic gave a 0-d scalar.
-                        gx = xp.asarray(gx, dtype=x.dtype)
+                        if gx.dtype != x.dtype or isinstance(gx, np.generic):
+                            gx = xp.asarray(gx, dtype=x.dtype)
                         if gx.shape != x.shape:
                             raise RuntimeError(
                                 f"{type(f).__name__}.backward returned a gradient of shape "
@@ -534,7 +539,8 @@ def backward(tensor, grad=None, retain_graph=False):
 
 def _check_unchanged(f):
     """Raise if an input of op `f` was changed in place after f's forward pass."""
-    for i, (x, seen) in enumerate(zip(f.inputs, f.input_versions)):
+    for i, x in enumerate(f.inputs):
+        seen = f.input_versions[i]
         if x._version != seen:
             name = f" '{x.name}'" if x.name else ""
             raise RuntimeError(
