@@ -28,6 +28,8 @@ against this with a version counter, and so does minigrad:
   optimizers; code that writes into the array through an index
   (`t.data[...] = v`, as `nn.init` and `load_state_dict` do) calls
   `increment_version(t)`.  `.grad` is not data: `zero_grad` does not count.
+  (In PyTorch, `.data` is the way around the check; here it is the only way
+  to change a tensor, so it counts.)
 * `Function.__call__` records the versions of the op's inputs when it records
   the op in the graph;
 * `backward` compares them with the inputs' versions now, just before it calls
