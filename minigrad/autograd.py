@@ -11,6 +11,39 @@ of links is the computation graph, walked backwards by `Tensor.backward`.
 Only gradients of the leaves (tensors made by the user, such as parameters) are
 kept after a backward pass, as in PyTorch; call `retain_grad()` on an
 intermediate tensor to keep its gradient too.
+
+Changing a tensor in place between forward and backward
+-------------------------------------------------------
+A Function's backward uses what its forward saw: Linear's input gradient is
+gy @ W with the W of the forward pass.  Many ops keep those arrays without a
+copy (a copy per op would double the memory of a training step), so if W is
+changed in place after the forward -- an optimizer step, an initialiser,
+`load_state_dict` -- a later backward would silently mix the old graph with the
+new values, and only for the ops that happened to keep a view.  PyTorch guards
+against this with a version counter, and so does minigrad:
+
+* every Tensor has `_version`, a count of the in-place changes made to it.
+  Assigning to `t.data` counts (and `t.data -= lr * g` is such an assignment:
+  Python runs it as `t.data = t.data.__isub__(lr * g)`), which covers the
+  optimizers; code that writes into the array through an index
+  (`t.data[...] = v`, as `nn.init` and `load_state_dict` do) calls
+  `increment_version(t)`.  `.grad` is not data: `zero_grad` does not count.
+  (In PyTorch, `.data` is the way around the check; here it is the only way
+  to change a tensor, so it counts.)
+* `Function.__call__` records the versions of the op's inputs when it records
+  the op in the graph;
+* `backward` compares them with the inputs' versions now, just before it calls
+  the op's backward, and raises an error naming the op and the tensor when one
+  changed.
+
+So the rule is: forward, backward, then step() -- never step() while a graph you
+will still backward is alive.  The check is generic (it knows nothing of any
+op), so it holds alike for an op that saved a view and one that saved a copy.
+It is conservative: it counts every input as saved, even for ops such as
+addition whose backward does not read its inputs.  The counter belongs to the
+Tensor object, not to the memory: a change made through another Tensor or array
+that shares the memory (`t.detach()`, a NumPy view of `t.data`) is not seen.
+DeZero has no such check; PyTorch shares the counter between views.
 """
 import contextlib
 import numbers
@@ -55,9 +88,17 @@ def enable_grad():
 # Tensor
 # ----------------------------------------------------------------------------
 def _as_array(data, dtype=None):
-    """Turn user data into an ndarray; Python scalars and lists become float32."""
+    """Turn user data into an ndarray; Python scalars and lists become float32.
+
+    A NumPy scalar (np.float32(1.5), or what a NumPy reduction returns) becomes a
+    0-d array: a scalar is immutable, so in-place initialisers, `load_state_dict`
+    and `zero_grad(set_to_none=False)` could not write into it, and CuPy's
+    reductions give 0-d arrays too.
+    """
     xp = backend.get_array_module(data)
-    if isinstance(data, (np.ndarray, np.generic)) or xp is not np:
+    if isinstance(data, np.generic):
+        data = np.asarray(data)
+    if isinstance(data, np.ndarray) or xp is not np:
         return data if dtype is None else data.astype(dtype, copy=False)
     return np.asarray(data, dtype=np.float32 if dtype is None else dtype)
 
@@ -77,12 +118,27 @@ class Tensor:
     def __init__(self, data, requires_grad=False, name=None, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
-        self.data = _as_array(data, dtype)
+        self._data = _as_array(data, dtype)
+        self._version = 0          # in-place changes so far (see the module docstring)
         self.grad = None
         self.requires_grad = bool(requires_grad)
         self.creator = None        # the Function that produced this tensor, if any
         self.name = name
         self._retain_grad = False
+
+    # -- the data and its version ----------------------------------------------
+    @property
+    def data(self):
+        """The array (NumPy or CuPy) this tensor holds."""
+        return self._data
+
+    @data.setter
+    def data(self, value):
+        """Replace the array, or update it in place (`t.data -= lr * g` ends in this
+        assignment): either way the values a graph saw may have changed, so the
+        version counter moves on."""
+        self._data = _as_array(value)
+        self._version += 1
 
     # -- array facts ---------------------------------------------------------
     @property
@@ -169,7 +225,18 @@ class Tensor:
         """Accumulate d(self)/d(leaf), weighted by `grad`, into every leaf's `.grad`.
 
         `grad` defaults to 1 for a one-element tensor.  The graph is freed
-        afterwards unless `retain_graph=True`.
+        afterwards unless `retain_graph=True`.  Each gradient has the dtype of
+        its tensor (a float32 parameter gets a float32 `.grad`, as in PyTorch).
+        It raises if a tensor the graph saved was changed in place since the
+        forward pass (see the module docstring).
+
+        Not supported: gradients of gradients (double backward, PyTorch's
+        `create_graph=True`, needed for gradient penalties and Hessian-vector
+        products).  Every backward here is written with array arithmetic, runs
+        under `no_grad()` and stores `.grad` as a plain array, so the backward
+        pass records no graph of its own that a second backward could walk.
+        Supporting it would mean writing every backward with differentiable
+        Tensor ops instead, as DeZero does from its step 33 on.
         """
         backward(self, grad, retain_graph)
 
@@ -288,13 +355,29 @@ def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+def increment_version(tensor):
+    """Count one in-place change of `tensor` made by writing into its array
+    (`tensor.data[...] = v`), which the `data` property cannot see.  PyTorch's
+    name: torch.autograd.graph.increment_version."""
+    tensor._version += 1
+
+
 def as_tensor(x, like=None):
-    """`x` as a Tensor; Python scalars take the dtype and device of `like`."""
+    """`x` as a Tensor; a number next to a Tensor `like` takes its device, and its dtype
+    when `like` is floating point.
+
+    A float32 tensor times 0.5 stays float32 (as in PyTorch and NumPy 2).  For an
+    integer or bool tensor NumPy's promotion decides: `int64 tensor * 0.5` is
+    float64 and `int32 tensor + 1` stays int32 (NumPy 2 treats a Python number as
+    "weak": it adopts the array's kind when it fits), never a float truncated to
+    the tensor's integer dtype.
+    """
     if isinstance(x, Tensor):
         return x
     if like is not None and isinstance(x, numbers.Number):
         xp = backend.get_array_module(like.data)
-        return Tensor(xp.asarray(x, dtype=like.dtype))
+        dtype = like.dtype if like.dtype.kind == "f" else np.result_type(like.dtype, x)
+        return Tensor(xp.asarray(x, dtype=dtype))
     return Tensor(x)
 
 
@@ -315,6 +398,10 @@ class Function:
     one node of the graph: it holds the inputs and saved values of one call, so
     it can be called once.  A second call raises, instead of overwriting what the
     first call's backward needs; make a new instance for each call.
+
+    The call also notes the version of each input (`input_versions`), so that
+    `backward` can refuse to run this op's backward if an input was changed in
+    place in between (see the module docstring): a subclass need do nothing.
     """
 
     def __call__(self, *inputs):
@@ -334,6 +421,7 @@ class Function:
             needs = tuple(x.requires_grad for x in inputs)
             if any(needs):
                 self.inputs = inputs
+                self.input_versions = tuple(x._version for x in inputs)   # checked by backward
                 self.needs_input_grad = needs
                 out.requires_grad = True
                 out.creator = self
@@ -428,11 +516,17 @@ def backward(tensor, grad=None, retain_graph=False):
         for f, out in reversed(ops):   # outputs first: each op after all ops that use its output
             gy = grads.pop(id(out), None)
             if gy is not None:
+                _check_unchanged(f)
                 gxs = f.backward(gy)
                 if not isinstance(gxs, tuple):
                     gxs = (gxs,)
                 for x, gx, need in zip(f.inputs, gxs, f.needs_input_grad):
                     if need and gx is not None:
+                        # The gradient of x has x's dtype (a float64 operand must not turn a
+                        # float32 parameter's gradient, and then SGD's momentum, into float64),
+                        # and is an array even where NumPy arithmetic gave a 0-d scalar.
+                        if gx.dtype != x.dtype or isinstance(gx, np.generic):
+                            gx = xp.asarray(gx, dtype=x.dtype)
                         if gx.shape != x.shape:
                             raise RuntimeError(
                                 f"{type(f).__name__}.backward returned a gradient of shape "
@@ -443,6 +537,21 @@ def backward(tensor, grad=None, retain_graph=False):
                         _deliver(x, gx)
             if not retain_graph:
                 f.release()
+
+
+def _check_unchanged(f):
+    """Raise if an input of op `f` was changed in place after f's forward pass."""
+    for i, x in enumerate(f.inputs):
+        seen = f.input_versions[i]
+        if x._version != seen:
+            name = f" '{x.name}'" if x.name else ""
+            raise RuntimeError(
+                f"{type(f).__name__}.backward needs its input {i}{name}, a {type(x).__name__} of "
+                f"shape {tuple(x.shape)}, as it was in the forward pass, but it was changed in "
+                f"place since (version {seen} then, {x._version} now; an optimizer step, an "
+                f"initialiser or load_state_dict does that): do not step() the optimizer or "
+                f"change a tensor in place between forward and backward; call backward() "
+                f"first, or run the forward pass again after the change")
 
 
 def _deliver(x, g):

@@ -28,7 +28,7 @@ tuple may not hold another list or tuple (nested numbers are a matrix: save np.a
 import json
 import numbers
 import os
-import tempfile
+import secrets
 import zipfile
 from collections.abc import Mapping
 
@@ -99,6 +99,22 @@ def _is_array(v):
     return isinstance(v, (np.ndarray, Tensor)) or backend.device_of(v) == "cuda"
 
 
+def _new_temporary_file(folder):
+    """(fd, path) of a new empty file in `folder`, open for writing, with the mode the user's
+    umask gives, as `open(path, "wb")` or `np.savez` would (0644 under the usual umask 022).
+
+    `tempfile.mkstemp` would make it 0600, and the rename would keep that: a checkpoint
+    the user's group could not read.  O_EXCL makes the name ours alone.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = os.path.join(folder, f".tmp-{secrets.token_hex(8)}.npz")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
 def save(obj, path):
     """Write a Module's state_dict, or a (nested) dict of arrays and plain values, to an .npz
     file, atomically (a temporary file, flushed to disk, renamed over `path`)."""
@@ -115,7 +131,7 @@ def save(obj, path):
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot save to {path!r}: the folder {folder!r} does not exist "
                                 f"(create it with os.makedirs first)")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
+    fd, tmp = _new_temporary_file(folder)
     try:
         # What np.savez does, written out: one .npy member per key, never pickled.
         with os.fdopen(fd, "wb") as f:

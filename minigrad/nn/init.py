@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from .. import backend
+from ..autograd import increment_version
 
 # One Generator object for the whole library; manual_seed reseeds it in place, so
 # `from minigrad.nn.init import default_generator` never holds a stale copy.
@@ -79,9 +80,14 @@ def _fan(tensor, mode):
 
 
 def _fill(tensor, values):
-    """Write host `values` into tensor.data in place, on its device and in its dtype."""
+    """Write host `values` into tensor.data in place, on its device and in its dtype.
+
+    An in-place change: it moves the tensor's version counter, so a graph that
+    saw the old values refuses to backward (see minigrad/autograd.py).
+    """
     xp = backend.get_array_module(tensor.data)
     tensor.data[...] = xp.asarray(np.asarray(values).astype(tensor.dtype, copy=False))
+    increment_version(tensor)
     return tensor
 
 

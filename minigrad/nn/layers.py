@@ -151,7 +151,7 @@ class _NormBase(Module):
         if self.track_running_stats:
             init.zeros_(self.running_mean)
             init.ones_(self.running_var)
-            self.num_batches_tracked.data[...] = 0
+            init.zeros_(self.num_batches_tracked)
 
     def _momentum(self):
         """The running-average factor for this step (momentum=None: a cumulative average)."""

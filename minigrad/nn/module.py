@@ -17,7 +17,7 @@ from collections import OrderedDict, namedtuple
 import numpy as np
 
 from .. import backend
-from ..autograd import Tensor
+from ..autograd import Tensor, increment_version
 
 
 class Parameter(Tensor):
@@ -370,6 +370,7 @@ class Module:
             t = own[k]
             xp = backend.get_array_module(t.data)
             t.data[...] = xp.asarray(a.astype(t.dtype, copy=False))
+            increment_version(t)       # an in-place change (see minigrad/autograd.py)
         return IncompatibleKeys(missing, unexpected)
 
     # -- printing ---------------------------------------------------------------

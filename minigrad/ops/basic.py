@@ -29,7 +29,8 @@ def sum_to(g, shape):
 
 
 def _operands(a, b):
-    """Two operands as Tensors; a Python number takes the other's dtype and device."""
+    """Two operands as Tensors; a number takes the other's device, and its dtype when that is
+    floating point (an integer tensor times 0.5 is float64, as in NumPy: see `as_tensor`)."""
     if isinstance(a, numbers.Number) and isinstance(b, Tensor):
         return as_tensor(a, like=b), b
     if isinstance(b, numbers.Number) and isinstance(a, Tensor):

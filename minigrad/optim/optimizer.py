@@ -6,6 +6,9 @@ weight decay than weights.  `state[p]` holds what the update rule remembers per
 parameter (momentum buffers, Adam's moments).  Updates work on the raw arrays
 (`p.data`, `p.grad`) in place: no graph is recorded, and the same code runs on
 NumPy and CuPy because every array it makes comes from the parameter's own.
+Each update is an assignment `p.data -= ...`, which moves p's version counter:
+a graph recorded before the step refuses to backward after it (see
+minigrad/autograd.py), instead of mixing old and new weights.
 """
 import numpy as np
 

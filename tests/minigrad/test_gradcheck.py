@@ -39,6 +39,63 @@ def test_wrong_backward_fails_with_readable_report(rng):
     assert "analytic" in msg and "numeric" in msg and "rel error" in msg
 
 
+class Off(mg.Function):
+    """y = 3x with a backward off by a relative `rel` and an absolute `add` (in the
+    direction of the upstream gradient)."""
+
+    def __init__(self, rel=0.0, add=0.0):
+        self.rel, self.add = rel, add
+
+    def forward(self, x):
+        return 3 * x
+
+    def backward(self, gy):
+        return gy * 3 * (1 + self.rel) + self.add * np.sign(gy)
+
+
+@pytest.mark.parametrize("atol,rtol,error", [(0.0, 1e-3, "rel"), (1e-4, 0.0, "add")])
+def test_the_pass_rule_is_atol_plus_rtol_times_numeric(atol, rtol, error, rng):
+    """An element passes when |analytic - numeric| <= atol + rtol |numeric|: a backward
+    off by 0.9 of the allowance passes, one off by 1.1 of it fails (so a checker whose
+    tolerances were doubled, or halved, would be caught)."""
+    x = mg.Tensor(rng.standard_normal(5), requires_grad=True)
+    allowed = rtol if error == "rel" else atol
+
+    def check(factor):        # a new Off per call: a Function object is one node of the graph
+        off = {error: factor * allowed}
+        return mg.gradcheck(lambda x: Off(**off)(x), [x], atol=atol, rtol=rtol,
+                            raise_exception=False)
+    assert check(0.0) and check(0.9)
+    assert not check(1.1)
+
+
+def test_worst_element_reports_the_right_numbers():
+    from minigrad import finite_diff
+    a, n = np.array([1.0, 5.0, -2.0]), np.array([3.0, 5.0, -2.5])
+    ratio = finite_diff.compare(a, n, 0.0, 1e-3)
+    np.testing.assert_allclose(ratio, [2.0 / 3e-3, 0.0, 0.5 / 2.5e-3], rtol=1e-15)
+    w = finite_diff.worst_element(a, n, ratio, ~(ratio <= 1), np.array([4, 7, 9]), (2, 5))
+    assert (w["index"], w["analytic"], w["numeric"], w["n_bad"], w["n"]) == ((0, 4), 1.0, 3.0, 2, 3)
+    assert w["abs_error"] == 2.0 and w["rel_error"] == 2.0 / 3.0
+    text = finite_diff.describe(w, 0.0, 1e-3)
+    assert "2 of 3 checked elements disagree; worst element (0, 4): analytic 1, numeric 3," in text
+    assert "abs error 2, rel error 0.667" in text
+
+
+def test_the_failure_message_of_gradcheck_has_the_worst_elements_numbers(rng):
+    """WrongSquare's backward is half the true gradient: abs error |x|, rel error 0.5."""
+    x = mg.Tensor(rng.standard_normal(4), requires_grad=True)
+    with pytest.raises(mg.GradcheckError) as info:
+        mg.gradcheck(lambda x: WrongSquare()(x), [x], seed=0)
+    msg = str(info.value)
+    analytic, numeric, abs_error, rel_error = (
+        float(msg.split(f"{word} ")[1].split(",")[0].split(" ")[0])
+        for word in ("analytic", "numeric", "abs error", "rel error"))
+    assert abs_error == pytest.approx(abs(analytic - numeric), rel=5e-3)   # printed to 3 digits
+    assert abs_error == pytest.approx(abs(analytic), rel=5e-3)
+    assert rel_error == pytest.approx(0.5, rel=5e-3)
+
+
 def test_wrong_backward_returns_false_when_asked(rng):
     x = mg.Tensor(rng.standard_normal(5), requires_grad=True)
     assert mg.gradcheck(lambda x: WrongSquare()(x), [x], raise_exception=False) is False

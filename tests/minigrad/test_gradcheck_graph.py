@@ -21,6 +21,19 @@ class Cube(mg.Function):
         return gy * 3 * self.x ** 2
 
 
+class OffBy(mg.Function):
+    """y = 3x with a backward off by a relative `rel` (right when rel = 0)."""
+
+    def __init__(self, rel):
+        self.rel = rel
+
+    def forward(self, x):
+        return 3 * x
+
+    def backward(self, gy):
+        return gy * 3 * (1 + self.rel)
+
+
 class WrongCube(Cube):
     """y = x^3 with the classic slip: gx = 3 x gy."""
 
@@ -344,3 +357,14 @@ def test_six_op_graph_blames_the_planted_op(which, device, rng, monkeypatch):
     assert [c.name for c in report.failures] == [cls.__name__]
     assert not report.not_checkable
     assert f"FAILED: {cls.__name__}.backward" in str(info.value)
+
+
+def test_per_op_pass_rule_is_atol_plus_rtol_times_numeric(rng):
+    """As for mg.gradcheck: off by 0.9 of rtol passes, off by 1.1 of it fails."""
+    x = mg.Tensor(rng.standard_normal(5), requires_grad=True)
+
+    def report(rel):
+        return gradcheck_graph(lambda x: OffBy(rel)(x), [x], atol=0.0, rtol=1e-3)
+    assert report(0.0) and report(0.9e-3)
+    bad = report(1.1e-3)
+    assert not bad and [c.name for c in bad.failures] == ["OffBy"]

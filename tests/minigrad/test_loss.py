@@ -66,6 +66,22 @@ def test_log_softmax_is_stable_for_huge_logits(dtype, device):
     assert y.dtype == dtype
 
 
+@pytest.mark.parametrize("dtype,low", [(np.float64, -1000.0), (np.float32, -200.0)])
+def test_log_softmax_of_rows_far_apart(dtype, low, device):
+    """Each row is shifted by its own maximum: a row far below the others (exp of the
+    difference underflows: beyond 745 in float64, 104 in float32) stays finite."""
+    x = np.array([[0.0, 1.0, 2.0], [low, low - 1, low - 2]], dtype)
+    for axis, a in ((-1, x), (0, x.T.copy())):
+        t = mg.tensor(a, requires_grad=True, device=device)
+        y = F.log_softmax(t, axis)
+        expect = np.log(_softmax_np(a.astype(np.float64), axis))
+        assert np.all(np.isfinite(y.numpy()))
+        np.testing.assert_allclose(y.numpy(), expect, rtol=1e-5)
+        y.backward(mg.tensor(np.ones(a.shape, dtype), device=device))
+        p = _softmax_np(a.astype(np.float64), axis)
+        np.testing.assert_allclose(backend.as_numpy(t.grad), 1 - 3 * p, atol=1e-6)
+
+
 # ----------------------------------------------------------------------------
 # cross_entropy
 # ----------------------------------------------------------------------------
@@ -128,6 +144,19 @@ def test_cross_entropy_is_stable_for_huge_logits(device):
     l32 = F.cross_entropy(x32, np.array([1]))       # exp(1e38) would overflow float32
     assert l32.dtype == np.float32
     assert l32.item() == pytest.approx(2e38, rel=1e-6)
+
+
+def test_cross_entropy_of_rows_far_apart(device):
+    """Rows whose maxima differ by 1000: each row's shift is its own maximum, the losses
+    and gradients are finite."""
+    x = np.array([[0.0, 1.0, 2.0], [-1000.0, -1001.0, -1002.0]])
+    t = mg.tensor(x, requires_grad=True, device=device)
+    loss = F.cross_entropy(t, np.array([2, 0]), reduction="none")
+    expect = -np.log(_softmax_np(x, -1))[[0, 1], [2, 0]]
+    np.testing.assert_allclose(loss.numpy(), expect, rtol=1e-12)
+    loss.sum().backward()
+    np.testing.assert_allclose(backend.as_numpy(t.grad), _softmax_np(x, -1) - np.eye(3)[[2, 0]],
+                               atol=1e-15)
 
 
 def test_cross_entropy_errors(make):

@@ -25,7 +25,42 @@ def test_binary_broadcast(op, sa, sb, make):
 def test_binary_with_python_scalars_both_sides(make):
     a = make(3, 2)
     assert mg.gradcheck(lambda a: 2.0 * a + 1.0 - a / 3.0 + (5.0 - a) * 0.5 + 1.0 / (a * a + 2.0), [a])
-    assert (2.0 * a).dtype == np.float64   # a Python number does not change the dtype
+
+
+SCALAR_OPS = {
+    "t*n": lambda t, n: t * n, "n*t": lambda t, n: n * t, "t+n": lambda t, n: t + n,
+    "n-t": lambda t, n: n - t, "t/n": lambda t, n: t / n, "n/t": lambda t, n: n / t,
+    "t**n": lambda t, n: t ** n,
+}
+
+
+# bool ** 2 is left out: NumPy has no bool power loop and picks int8 for it, while
+# here the number becomes an int64 array before the op (bool powers are not the point).
+SCALAR_CASES = [(op, dtype) for op in sorted(SCALAR_OPS)
+                for dtype in (np.int64, np.int32, np.uint8, np.bool_, np.float32, np.float64)
+                if not (op == "t**n" and dtype is np.bool_)]
+
+
+@pytest.mark.parametrize("op,dtype", SCALAR_CASES)
+def test_python_numbers_follow_numpy_promotion(op, dtype, device):
+    """A float tensor keeps its dtype next to a Python number (float32 * 0.5 is float32);
+    an integer or bool tensor follows NumPy: int64 * 0.5 is float64 [0.5 1. 1.5], not a
+    0.5 truncated to int64 0."""
+    a = np.array([1, 2, 3]).astype(dtype)
+    t = mg.tensor(a, device=device)
+    for number in (0.5, 0.7, 2, 3):
+        ours, numpys = SCALAR_OPS[op](t, number), SCALAR_OPS[op](a, number)
+        assert ours.dtype == numpys.dtype, (number, ours.dtype, numpys.dtype)
+        np.testing.assert_array_equal(ours.numpy(), numpys)
+    if dtype in (np.float32, np.float64):
+        assert SCALAR_OPS[op](t, 0.5).dtype == dtype
+
+
+def test_integer_labels_times_a_float(device):
+    """Labels from the DataLoader are int64 tensors: scaling them must not floor to 0."""
+    from minigrad.data import DataLoader
+    _, y = next(iter(DataLoader((np.zeros((4, 2), np.float32), np.array([1, 2, 3, 4])), batch_size=4)))
+    np.testing.assert_allclose((y * 0.1).numpy(), [0.1, 0.2, 0.3, 0.4], rtol=1e-15)
 
 
 def test_pow(make):

@@ -50,6 +50,36 @@ def test_sgd_dampening_weight_decay_nesterov_by_hand():
     np.testing.assert_allclose(np.ravel(traj), [-1.9, -4.61], rtol=1e-12)
 
 
+def _sgd_reference(p, grads, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False):
+    """torch.optim.SGD's documented algorithm, step by step: p after each step."""
+    out, b = [], None
+    for t, g in enumerate(grads):
+        g = g + weight_decay * p
+        if momentum != 0:
+            b = g if t == 0 else momentum * b + (1 - dampening) * g
+            g = g + momentum * b if nesterov else b
+        p = p - lr * g
+        out.append(p)
+    return out
+
+
+@pytest.mark.parametrize("settings", [
+    dict(lr=0.1, dampening=0.5),                         # no momentum: dampening has no effect
+    dict(lr=0.01, momentum=1.0),                         # heavy ball that never forgets
+    dict(lr=0.05, momentum=0.9, dampening=1.0),          # the buffer stops taking new gradients
+    dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01),
+    dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=5e-4),
+], ids=["momentum0-dampening", "momentum1", "dampening1", "dampening-wd", "nesterov"])
+def test_sgd_corner_settings_follow_the_update_rule(settings):
+    rng = np.random.default_rng(3)
+    start, grads = rng.standard_normal(4), rng.standard_normal((5, 4))
+    p = _param(start.copy())                  # the update is in place
+    opt = optim.SGD([p], **settings)
+    traj = _steps(opt, p, grads)
+    np.testing.assert_allclose(traj, _sgd_reference(start, grads, **settings), rtol=1e-12)
+    assert ("momentum_buffer" in opt.state[p]) == (settings.get("momentum", 0) != 0)
+
+
 def test_adam_first_step_is_lr_times_sign():
     # After one step m_hat = g and v_hat = g^2, so the step is lr * g / (|g| + eps).
     g = np.array([3.0, -0.02, 1e-3, -50.0])
@@ -126,6 +156,9 @@ OPTIMIZER_CASES = [
     ("SGD", dict(lr=0.1, momentum=0.9)),
     ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.3, weight_decay=0.01)),
     ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=5e-4)),
+    ("SGD", dict(lr=0.1, dampening=0.5)),                    # momentum 0 ignores dampening
+    ("SGD", dict(lr=0.01, momentum=1.0)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=1.0)),
     ("Adam", dict(lr=0.05)),
     ("Adam", dict(lr=0.05, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
     ("Adam", dict(lr=0.05, amsgrad=True)),

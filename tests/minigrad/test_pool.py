@@ -43,8 +43,11 @@ def distinct(device, *shape, spacing=1e-2, seed=0):
     return mg.tensor(values.reshape(shape) - values.mean(), requires_grad=True, device=device)
 
 
-# (kernel, stride, padding): overlapping windows (stride < kernel) in most of them
-POOLS = [(2, None, 0), (3, 2, 1), (3, 1, 1), ((3, 2), (2, 1), (1, 0)), (2, 1, 0), (3, 3, 0)]
+# (kernel, stride, padding): windows that overlap along both axes (stride < kernel), along
+# neither, and along one axis only (the last two: a pixel shared by two windows of one
+# column, or of one row, must get the sum of their gradients)
+POOLS = [(2, None, 0), (3, 2, 1), (3, 1, 1), ((3, 2), (2, 1), (1, 0)), (2, 1, 0), (3, 3, 0),
+         ((3, 2), (1, 2), (1, 0)), ((2, 3), (2, 1), (0, 1))]
 
 
 @pytest.mark.parametrize("k,s,p", POOLS)

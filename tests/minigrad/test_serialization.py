@@ -202,3 +202,18 @@ def test_nested_device_arrays_come_back_on_the_host(tmp_path, device):
         assert type(a) is np.ndarray
         np.testing.assert_array_equal(a, np.arange(3.0))
     assert out["pair"][1] == 1
+
+
+@pytest.mark.skipif(os.name != "posix", reason="file modes are POSIX")
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002], ids=["022", "077", "002"])
+def test_saved_files_get_the_mode_the_umask_gives(tmp_path, umask):
+    """As open() and np.savez: 0o666 minus the umask (a temporary file would be 0o600)."""
+    previous = os.umask(umask)
+    try:
+        mg.save({"a": np.zeros(2)}, tmp_path / "new.npz")
+        mg.save({"a": np.zeros(2)}, tmp_path / "new.npz")         # and when it replaces a file
+        np.savez(tmp_path / "numpy.npz", a=np.zeros(2))
+    finally:
+        os.umask(previous)
+    mode = os.stat(tmp_path / "new.npz").st_mode & 0o777
+    assert mode == 0o666 & ~umask == os.stat(tmp_path / "numpy.npz").st_mode & 0o777

@@ -158,3 +158,42 @@ def test_numpy_array_on_the_left():
     x = mg.Tensor(np.ones(3), requires_grad=True)
     y = np.arange(3.0) * x
     assert isinstance(y, mg.Tensor)
+
+
+def test_gradient_has_the_dtype_of_its_tensor(device):
+    """A float64 operand makes a float64 graph, but a float32 parameter still gets a float32
+    gradient (PyTorch's guarantee p.grad.dtype == p.dtype), so SGD keeps float32 state."""
+    p = mg.nn.Parameter(mg.backend.to_device(np.ones(3, np.float32), device))
+    h = (p * 2.0).retain_grad()                                     # float32
+    y = h * mg.backend.to_device(np.array([1.0, 2.0, 3.0]), device)  # float64
+    assert y.dtype == np.float64
+    y.sum().backward()
+    assert p.grad.dtype == np.float32 and h.grad.dtype == np.float32
+    np.testing.assert_array_equal(mg.backend.as_numpy(p.grad), [2, 4, 6])
+    opt = mg.optim.SGD([p], lr=0.1, momentum=0.9)
+    opt.step()
+    assert opt.state[p]["momentum_buffer"].dtype == np.float32
+    assert p.dtype == np.float32
+
+
+def test_numpy_scalars_are_stored_as_writable_0d_arrays(device):
+    p = mg.nn.Parameter(np.float32(1.5))
+    assert type(p.data) is np.ndarray and p.data.shape == () and p.dtype == np.float32
+    mg.nn.init.ones_(p)                                   # writes in place
+    assert p.item() == 1.0
+    m = mg.nn.Module()
+    m.scale = p
+    m.load_state_dict({"scale": np.float64(3.0)})
+    assert p.item() == 3.0 and type(p.data) is np.ndarray
+    m.to(device)
+    (m.scale * 2.0).backward()
+    assert m.scale.grad.shape == () and m.scale.grad.dtype == np.float32
+    opt = mg.optim.SGD(m.parameters(), lr=0.1)
+    opt.zero_grad(set_to_none=False)                      # writes zeros in place
+    assert float(mg.backend.as_numpy(m.scale.grad)) == 0.0
+    x = mg.tensor(np.arange(4.0), device=device)
+    for reduced in (x.sum(), x.mean(), x.max(), x.var(), x[1]):
+        assert reduced.shape == () and not isinstance(reduced.data, np.generic)
+    t = mg.Tensor(np.zeros(2))
+    t.data = np.float64(2.0)                              # assigning a scalar keeps an array too
+    assert type(t.data) is np.ndarray
