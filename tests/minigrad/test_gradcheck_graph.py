@@ -290,7 +290,8 @@ def test_freed_graph_and_empty_graph_errors(make):
 # ----------------------------------------------------------------------------
 def _six_op_classes():
     wa_f = pytest.importorskip("wa.functional")
-    from minigrad.ops import conv, loss, norm, pool
+    from minigrad.fast import conv   # the conv2d that F.conv2d runs by default
+    from minigrad.ops import loss, norm, pool
     from minigrad.ops.basic import ReLU
     return [conv.Conv2d, wa_f.WeightAlign, norm.ChannelNormalize, ReLU, pool.MaxPool2d, loss.CrossEntropy]
 
