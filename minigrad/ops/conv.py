@@ -143,10 +143,10 @@ def _col2im_nhwc(cols, x_shape, k, s, p, d, out):
     G = cols.shape[0]
     dx = xp.zeros((N, H + 2 * p[0], W + 2 * p[1], G, C // G), dtype=cols.dtype)
     for i in range(k[0]):
-        rows = slice(i * d[0], i * d[0] + s[0] * (out[0] - 1) + 1, s[0])
+        image_rows = slice(i * d[0], i * d[0] + s[0] * (out[0] - 1) + 1, s[0])
         for j in range(k[1]):
-            columns = slice(j * d[1], j * d[1] + s[1] * (out[1] - 1) + 1, s[1])
-            dx[:, rows, columns] += cols[:, :, :, :, i, j, :].transpose(1, 2, 3, 0, 4)
+            image_columns = slice(j * d[1], j * d[1] + s[1] * (out[1] - 1) + 1, s[1])
+            dx[:, image_rows, image_columns] += cols[:, :, :, :, i, j, :].transpose(1, 2, 3, 0, 4)
     return dx[:, p[0]:p[0] + H, p[1]:p[1] + W].reshape(N, H, W, C)
 
 
