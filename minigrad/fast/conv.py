@@ -46,8 +46,12 @@ def _im2col_pooled(x, k, s, p, d, out, groups):
 
 
 class Conv2d(plain.Conv2d):
-    """The fast conv2d (see the module docstring); `uses_kernel_rows` says which algorithm
-    the forward took."""
+    """The fast conv2d (see the module docstring).
+
+    `uses_kernel_rows` says which algorithm the forward took.  Saved for backward: with
+    the kernel-row algorithm its patch matrix `patches` and the `grid` it lies on (see
+    kernel_rows.py), otherwise the im2col matrix `cols`; both go back to the pool in
+    `release`."""
 
     def forward(self, x, weight, bias=None):
         xp, G = self.xp, self.groups
@@ -60,7 +64,8 @@ class Conv2d(plain.Conv2d):
         x_nhwc = x.transpose(0, 2, 3, 1)     # free when x came out of another conv2d
         self.w_mat = plain.weight_matrix(weight, G)                       # (G, K, O/G)
         self.grid = kernel_row_grid(x.shape[0], x.shape[2], x.shape[3], k, p, d)
-        self.uses_kernel_rows = use_kernel_rows(Cg, self.grid, out, kw, s, G, xp)
+        self.uses_kernel_rows = use_kernel_rows(Cg, self.grid, out, kernel_width=kw, stride=s,
+                                                groups=G, xp=xp)
         if self.uses_kernel_rows:
             self.patches = kernel_row_patches(x_nhwc, k, p, d, self.grid)
             y = conv_kernel_rows(self.patches, self.w_mat.reshape(kh, kw * Cg, O), self.grid,
@@ -119,7 +124,7 @@ class Conv2d(plain.Conv2d):
         w_flip = self.w_mat.reshape(G, kh, kw, Cg, O // G)[:, ::-1, ::-1] \
                            .transpose(0, 1, 2, 4, 3).reshape(G, kh * kw * (O // G), Cg)
         grid = kernel_row_grid(N, out[0], out[1], k, grad_padding, d)
-        if use_kernel_rows(O // G, grid, (H, W), kw, (1, 1), G, xp):
+        if use_kernel_rows(O // G, grid, (H, W), kernel_width=kw, stride=s, groups=G, xp=xp):
             g_patches = kernel_row_patches(gy_nhwc, k, grad_padding, d, grid)
             gx = conv_kernel_rows(g_patches, w_flip.reshape(kh, kw * O, C), grid, k, d, (H, W))
             give(g_patches, PATCHES)

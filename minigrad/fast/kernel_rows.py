@@ -59,7 +59,7 @@ def kernel_row_grid(N, H, W, k, p, d):
     return N, H + border[0], W + border[1]
 
 
-def use_kernel_rows(in_channels, grid, out_size, kernel_width, stride, groups, xp=np):
+def use_kernel_rows(in_channels, grid, out_size, *, kernel_width, stride, groups, xp=np):
     """Whether conv2d takes the kernel-row algorithm, by `minigrad.fast.kernel_rows_mode()`.
 
     It needs stride 1 and one group.  Under "auto" also NumPy arrays, a kernel at least 2

@@ -302,21 +302,24 @@ def test_kernel_row_rule():
     assert kernel_row_grid(2, 32, 32, (3, 3), (1, 1), (1, 1)) == (2, 33, 33)   # shared borders
     assert kernel_row_grid(2, 8, 8, (3, 3), (0, 0), (1, 1)) == (2, 8, 8)
     assert kernel_row_grid(2, 8, 8, (1, 1), (2, 2), (1, 1)) == (2, 12, 12)     # Ho = 12
-    one = (1, 1)
+
+    def rule(C, grid, out, kw=3, stride=(1, 1), groups=1, xp=np):
+        return use_kernel_rows(C, grid, out, kernel_width=kw, stride=stride, groups=groups, xp=xp)
+
     with mg.use_fast(True, kernel_rows="auto"):
-        assert use_kernel_rows(16, (2, 33, 33), (32, 32), 3, one, 1)
-        assert use_kernel_rows(32, (2, 17, 17), (16, 16), 3, one, 1)
-        assert not use_kernel_rows(64, (2, 9, 9), (8, 8), 3, one, 1)          # 27% waste
-        assert not use_kernel_rows(64, (2, 33, 33), (32, 32), 3, one, 1)      # thick
-        assert not use_kernel_rows(16, (2, 33, 33), (16, 16), 3, (2, 2), 1)   # stride 2
-        assert not use_kernel_rows(16, (2, 33, 33), (32, 32), 3, one, 2)      # groups
-        assert not use_kernel_rows(16, (2, 33, 33), (32, 32), 1, one, 1)      # 1x1 kernel
-        assert not use_kernel_rows(16, (2, 33, 33), (32, 32), 3, one, 1, xp=object())  # not NumPy
+        assert rule(16, (2, 33, 33), (32, 32))
+        assert rule(32, (2, 17, 17), (16, 16))
+        assert not rule(64, (2, 9, 9), (8, 8))                   # 27% waste
+        assert not rule(64, (2, 33, 33), (32, 32))               # thick
+        assert not rule(16, (2, 33, 33), (16, 16), stride=(2, 2))
+        assert not rule(16, (2, 33, 33), (32, 32), groups=2)
+        assert not rule(16, (2, 33, 33), (32, 32), kw=1)         # 1x1 kernel
+        assert not rule(16, (2, 33, 33), (32, 32), xp=object())  # not NumPy
     with mg.use_fast(True, kernel_rows="always"):
-        assert use_kernel_rows(64, (2, 9, 9), (8, 8), 3, one, 1)
-        assert not use_kernel_rows(64, (2, 9, 9), (8, 8), 3, (2, 2), 1)
+        assert rule(64, (2, 9, 9), (8, 8))
+        assert not rule(64, (2, 9, 9), (8, 8), stride=(2, 2))
     with mg.use_fast(True, kernel_rows="never"):
-        assert not use_kernel_rows(16, (2, 33, 33), (32, 32), 3, one, 1)
+        assert not rule(16, (2, 33, 33), (32, 32))
 
 
 def test_kernel_rows_are_taken_on_a_32x32_map(make):
