@@ -52,9 +52,9 @@ _pool = _Pool(limit=1 << 30)
 
 
 def take(xp, kind, shape, dtype):
-    """A C-contiguous array of `shape`: a pooled one when there is one, else a new one
-    (zeros for a kind with a zero border)."""
-    key = (kind, tuple(shape), np.dtype(dtype))
+    """A C-contiguous array of `shape` (a tuple) and `dtype` (a np.dtype): a pooled one
+    when there is one, else a new one (zeros for a kind with a zero border)."""
+    key = (kind, shape, dtype)        # shape a tuple and dtype a np.dtype, as a.shape and a.dtype
     lst = _pool.arrays.get(key) if xp is np else None
     if lst:
         a = lst.pop()
@@ -73,7 +73,8 @@ def give(a, kind):
     _pool.arrays.setdefault(key, []).append(a)
     _pool.arrays.move_to_end(key)
     _pool.nbytes += a.nbytes
-    _pool.evict_to(_pool.limit)
+    if _pool.nbytes > _pool.limit:
+        _pool.evict_to(_pool.limit)
 
 
 def clear():

@@ -12,6 +12,8 @@ Three choices make it faster, each tested against the plain one:
   (buffer_pool.py) and handed back once used, so no step pays the page faults of
   fresh memory.
 """
+from functools import lru_cache
+
 from ..backend import get_array_module
 from ..ops import conv as plain
 from .buffer_pool import Kind, give, take
@@ -24,6 +26,7 @@ __all__ = ["Conv2d", "conv2d"]
 COLS = Kind("im2col matrix")
 
 
+@lru_cache(maxsize=None)
 def _padded_input_kind(p):
     return Kind("padded input", zero_border=True, interior=p)
 

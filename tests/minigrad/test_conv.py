@@ -391,19 +391,20 @@ def test_forward_without_graph_leaves_the_pool_as_it_was(kernel_rows, rng, empty
 
 
 def test_full_pool_evicts_the_oldest_shapes(empty_pool):
+    F64 = np.dtype(np.float64)
     kinds = [buffer_pool.Kind(name) for name in "abcd"]
     previous = mg.fast.set_pool_limit(3 * 8000)
     try:
         arrays = [np.empty(1000) for _ in kinds]            # 8000 bytes each
         for a, kind in zip(arrays[:3], kinds):
             buffer_pool.give(a, kind)
-        assert buffer_pool.take(np, kinds[0], (1000,), np.float64) is arrays[0]   # "a" used last
+        assert buffer_pool.take(np, kinds[0], (1000,), F64) is arrays[0]   # "a" used last
         buffer_pool.give(arrays[0], kinds[0])
         buffer_pool.give(arrays[3], kinds[3])               # full: "b" was used longest ago
         assert list(buffer_pool.contents()) == [("c", (1000,)), ("a", (1000,)), ("d", (1000,))]
         assert buffer_pool.nbytes() == 3 * 8000
-        assert buffer_pool.take(np, kinds[3], (1000,), np.float64) is arrays[3]
-        assert buffer_pool.take(np, kinds[1], (1000,), np.float64) is not arrays[1]
+        assert buffer_pool.take(np, kinds[3], (1000,), F64) is arrays[3]
+        assert buffer_pool.take(np, kinds[1], (1000,), F64) is not arrays[1]
         buffer_pool.give(np.empty(4000), kinds[0])           # larger than the limit: not kept
         assert buffer_pool.nbytes() == 2 * 8000
         assert mg.fast.set_pool_limit(8000) == 3 * 8000      # shrinking evicts, oldest first
