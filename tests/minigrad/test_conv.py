@@ -492,3 +492,31 @@ def test_pooled_buffers_give_the_same_results_as_fresh_ones(rng, path, empty_poo
     assert len(pooled) == len(fresh)
     for a, b in zip(pooled, fresh):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_training_run_on_the_plain_path_gives_the_fast_paths_numbers(rng):
+    """Five SGD steps of a float32 conv net (thin stride-1 layers that take the kernel-row
+    algorithm, a stride-2 one, a grouped one) end at the same weights on both paths, to
+    float32 rounding."""
+    x = rng.standard_normal((4, 3, 16, 16)).astype(np.float32)
+    t = rng.integers(0, 5, 4)
+
+    def train(fast):
+        mg.manual_seed(0)
+        net = mg.nn.Sequential(mg.nn.Conv2d(3, 8, 3, padding=1), mg.nn.ReLU(),
+                               mg.nn.Conv2d(8, 8, 3, padding=1), mg.nn.ReLU(),
+                               mg.nn.Conv2d(8, 16, 3, stride=2, padding=1, groups=2), mg.nn.ReLU(),
+                               mg.nn.AdaptiveAvgPool2d(1), mg.nn.Flatten(), mg.nn.Linear(16, 5))
+        opt = mg.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+        with mg.use_fast(fast):
+            for _ in range(5):
+                opt.zero_grad()
+                F.cross_entropy(net(mg.tensor(x)), t).backward()
+                opt.step()
+        return [p.numpy() for p in net.parameters()]
+
+    w = mg.tensor(rng.standard_normal((8, 8, 3, 3)).astype(np.float32), requires_grad=True)
+    assert F.conv2d(mg.tensor(np.ones((4, 8, 16, 16), np.float32)), w, padding=1).creator.uses_kernel_rows
+    for a, b in zip(train(True), train(False)):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
