@@ -1,6 +1,6 @@
 """Speed of minigrad training next to PyTorch's: a small conv net, ResNet-20, and one conv layer.
 
-    python benchmarks/bench_convnet.py [--threads N] [--rounds R] [--no-torch]
+    python benchmarks/bench_convnet.py [--threads N] [--rounds R] [--no-torch] [--plain]
                                        [--resnet bn,wa,gn+wa] [--resnet-batches 64,2,1]
 
 The small net (float32, input 3x32x32, BatchNorm + ReLU after every conv):
@@ -26,6 +26,10 @@ Every training step is forward, cross-entropy, backward and an update by SGD wit
     the median over the blocks.  Each block starts after --settle seconds of sleep and
     one untimed call, so that it does not share the cores with the other library's
     still-spinning worker threads.
+
+minigrad runs its fast path (`minigrad.fast`) unless --plain turns it off with
+`mg.use_fast(False)`, and with freed memory kept in the process
+(`mg.fast.keep_freed_memory()`), as wa-train runs.
 """
 import argparse
 import os
@@ -42,6 +46,8 @@ ARGS.add_argument("--no-torch", action="store_true", help="skip the PyTorch comp
 ARGS.add_argument("--resnet", default="bn,wa,gn+wa",
                   help="norm specs of the ResNet-20 rows, comma-separated ('' for none)")
 ARGS.add_argument("--resnet-batches", default="64,2,1", help="batch sizes of the ResNet-20 rows")
+ARGS.add_argument("--plain", action="store_true",
+                  help="run minigrad's plain algorithms (mg.use_fast(False)) instead of its fast path")
 ARGS.add_argument("--settle", type=float, default=SETTLE,
                   help="seconds of sleep before each timed block, so that the other library's "
                        "spinning worker threads have gone idle (0 turns it off)")
@@ -321,7 +327,8 @@ def conv_tasks(torch, N=64, C=32, O=32, H=32):
     X.data = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     gy_cl = np.ascontiguousarray(gy.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     # The GEMM operands of the im2col algorithm: (1, M, K) and (1, K, O).  (conv2d may take
-    # its row path on this layer, which runs three smaller GEMMs instead; see conv_rows.py.)
+    # its kernel-row algorithm on this layer, which runs three smaller GEMMs instead; see
+    # minigrad/fast/kernel_rows.py.)
     cols = F.im2col(X, 3, 1, 1).numpy()[None]
     w_mat = w.transpose(2, 3, 1, 0).reshape(1, 9 * C, O)   # row (i*3 + j)*C + c, as in cols
     g = np.ascontiguousarray(gy.transpose(0, 2, 3, 1)).reshape(1, -1, O)
@@ -347,6 +354,8 @@ def conv_tasks(torch, N=64, C=32, O=32, H=32):
 
 def main():
     args = ARGS.parse_args()
+    mg.fast.keep_freed_memory()
+    mg.use_fast(not args.plain)
     torch = None
     if not args.no_torch:
         try:
@@ -398,7 +407,7 @@ def main():
     rows.append(("conv weight-gradient GEMM alone, (288x65536)@(65536x32) (GFLOP/s)", gf["gemm_dw"], None))
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"minigrad {mg.__version__}, NumPy {np.__version__}"
+    print(f"minigrad {mg.__version__} ({'plain' if args.plain else 'fast'} path), NumPy {np.__version__}"
           + (f", PyTorch {torch.__version__}" if torch is not None else "")
           + f"; {args.threads} threads; {os.cpu_count()} cores; load average {load:.2f}; "
           f"medians of {args.rounds} alternating blocks, each after {args.settle} s of quiet")

@@ -70,6 +70,7 @@ class OpTimer:
 
 def main():
     args = ARGS.parse_args()
+    bench.mg.fast.keep_freed_memory()     # as bench_convnet.py and wa-train run
     import torch
     from torch.profiler import ProfilerActivity, profile
     torch.set_num_threads(args.threads)

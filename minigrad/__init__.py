@@ -16,11 +16,8 @@ from . import nn, optim
 from .nn.init import manual_seed
 from .serialization import load, save
 from .gradcheck_graph import gradcheck_graph
-from . import memory
 from . import fast
 from .fast import use_fast
-
-MALLOC_TUNED = memory.keep_freed_memory()   # reuse freed memory: see minigrad/memory.py
 
 
 def tensor(data, requires_grad=False, dtype=None, device="cpu"):

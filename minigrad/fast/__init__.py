@@ -3,7 +3,8 @@
 minigrad has two implementations of its two hottest ops.  The plain ones are the
 algorithms as the textbooks and the paper write them, and the ones to read first:
 
-- convolution: im2col, one GEMM, col2im (`minigrad/ops/conv.py`);
+- convolution: im2col, one GEMM, col2im (`minigrad/ops/conv.py`; the fast one is
+  `conv.py` here, with `kernel_rows.py` and `buffer_pool.py`);
 - normalization: `Normalize`, one kernel for every norm (`minigrad/ops/norm.py`).
 
 The fast ones compute the same numbers (the tests check values and float64
@@ -19,10 +20,17 @@ whole program, or for a block:
 
 `keep_freed_memory()` is a separate, process-wide opt-in: it changes how the C
 library's malloc returns freed memory (see `memory.py`), so a library never calls it
-on import; `wa-train` and the benchmarks do.
+on import; a training program opts in (the benchmark scripts do).  `clear_pool()`
+drops the arrays the fast conv2d keeps for reuse, and `set_pool_limit(bytes)` bounds
+them (see `buffer_pool.py`).
 """
 
-__all__ = ["use_fast", "is_fast", "kernel_rows_mode", "keep_freed_memory", "clear_pool"]
+from . import buffer_pool, memory
+from .buffer_pool import set_pool_limit
+from .memory import keep_freed_memory
+
+__all__ = ["use_fast", "is_fast", "kernel_rows_mode", "keep_freed_memory", "clear_pool",
+           "set_pool_limit"]
 
 _KERNEL_ROWS_MODES = ("auto", "always", "never")
 _state = {"enabled": True, "kernel_rows": "auto"}
@@ -67,14 +75,6 @@ def kernel_rows_mode():
     return _state["kernel_rows"]
 
 
-def keep_freed_memory():
-    """Opt in to keeping freed memory in the process (glibc only; see `memory.py`).
-    Returns True where the settings took effect."""
-    from .. import memory
-    return memory.keep_freed_memory()
-
-
 def clear_pool():
     """Drop every array the conv buffer pool holds (between runs of different models)."""
-    from ..ops import buffer_pool
     buffer_pool.clear()

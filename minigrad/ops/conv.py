@@ -41,31 +41,23 @@ until the copy); col2im loops over the kh*kw offsets and adds each column block
 back onto its grid, one whole-array add per offset (overlapping windows must
 add, which a view cannot do).  Neither loops over pixels, channels or images.
 
-Memory layout (how it is fast)
-------------------------------
-The public API is NCHW, as in PyTorch; inside, conv2d works channels-last:
-a patch row of im2col is then contiguous in the input (c varies fastest), the
-GEMM needs no transposed copies, and its result (N*Ho*Wo, O) *is* the output
-in NHWC memory.  conv2d returns that memory as an NCHW-shaped strided view
-(PyTorch's "channels_last" memory format): elementwise ops that follow (batch
-norm, ReLU) keep the layout, and the next conv2d finds its input already
-channels-last, so no layer ever transposes a whole activation.
+Memory layout
+-------------
+The public API is NCHW, as in PyTorch; inside, conv2d works channels-last: a
+patch row of im2col is then contiguous in the input (c varies fastest), the GEMM
+needs no transposed copies, and its result (N*Ho*Wo, O) *is* the output in NHWC
+memory.  conv2d returns that memory as an NCHW-shaped strided view (PyTorch's
+"channels_last" memory format): elementwise ops that follow keep the layout, and
+the next conv2d finds its input already channels-last.
 
-Other choices, each measured with benchmarks/bench_convnet.py: one copy of the
-strided view beats kh*kw slice copies; float32 data stays float32 (no float64
-upcasts); and for stride 1 the input gradient is computed as a convolution
-(Conv2d._input_grad), which writes its big matrix in the order its GEMM reads
-it, about twice as fast as col2im's strided adds.  Thin stride-1 layers on large maps
-take a second algorithm that copies a third as much (conv_rows.py); both are tested
-against each other and against the naive loops.
+This module is the plain algorithm.  `minigrad.fast.conv` computes the same numbers
+with less memory traffic; `minigrad.functional.conv2d` chooses between the two.
 """
 import numpy as np
 
 from ..autograd import Function
 from ..backend import get_array_module
-from .buffer_pool import give as _give, take as _take
 from .checks import pair as _pair
-from .conv_rows import conv_rows, row_grid, row_patches, use_rows, weight_grad_rows
 
 __all__ = ["im2col", "col2im", "conv2d"]
 
@@ -96,16 +88,13 @@ def _geometry(x_shape, kernel_size, stride, padding, dilation, who):
 # ----------------------------------------------------------------------------
 # The array-level kernels (channels-last, with an optional group axis)
 # ----------------------------------------------------------------------------
-def _pad_nhwc(x, p, xp, pooled=False):
+def _pad_nhwc(x, p, xp):
     """x (N, H, W, C), any strides -> zero-padded (N, H+2ph, W+2pw, C), C-contiguous.
-
-    Without padding the input is used as it is (no copy).  pooled: the buffer comes
-    from `_take(xp, ("pad", p), ...)`; hand it back with `_give(out, ("pad", p))`."""
+    Without padding the input is used as it is (no copy)."""
     if p == (0, 0):
         return x
     N, H, W, C = x.shape
-    shape = (N, H + 2 * p[0], W + 2 * p[1], C)
-    out = _take(xp, ("pad", p), shape, x.dtype) if pooled else xp.zeros(shape, dtype=x.dtype)
+    out = xp.zeros((N, H + 2 * p[0], W + 2 * p[1], C), dtype=x.dtype)
     out[:, p[0]:p[0] + H, p[1]:p[1] + W] = x
     return out
 
@@ -125,26 +114,21 @@ def _windows(x_pad, k, s, d, out):
     return xp.lib.stride_tricks.as_strided(x_pad, shape=shape, strides=strides)
 
 
-def _im2col_nhwc(x, k, s, p, d, out, groups=1, pooled=False):
+def _im2col_nhwc(x, k, s, p, d, out, groups=1):
     """x (N, H, W, C) -> cols (G, N*Ho*Wo, kh*kw*C/G), C-contiguous (one copy).
 
     The group axis comes first so that one batched matmul multiplies every
-    group's columns by that group's filters.  pooled: cols is a view of a buffer
-    from `_take(xp, ("cols",), ...)` (hand back cols.base with `_give`)."""
+    group's columns by that group's filters."""
     xp = get_array_module(x)
     N, C = x.shape[0], x.shape[3]
-    x_pad = _pad_nhwc(x, p, xp, pooled)
-    view = _windows(x_pad, k, s, d, out)                          # (N, Ho, Wo, kh, kw, C)
-    view = view.reshape(view.shape[:5] + (groups, C // groups))  # split C = (G, C/G): free
-    view = view.transpose(5, 0, 1, 2, 3, 4, 6)
-    if pooled:
-        cols = _take(xp, ("cols",), view.shape, x.dtype)
-        cols[...] = view
-        if x_pad is not x:
-            _give(x_pad, ("pad", p))
-    else:
-        cols = xp.ascontiguousarray(view)
-    return cols.reshape(groups, N * out[0] * out[1], k[0] * k[1] * (C // groups))
+    view = _group_windows(_windows(_pad_nhwc(x, p, xp), k, s, d, out), groups)
+    return xp.ascontiguousarray(view).reshape(groups, N * out[0] * out[1], k[0] * k[1] * (C // groups))
+
+
+def _group_windows(view, groups):
+    """(N, Ho, Wo, kh, kw, C) -> (G, N, Ho, Wo, kh, kw, C/G), a view: C = (G, C/G)."""
+    view = view.reshape(view.shape[:5] + (groups, view.shape[5] // groups))
+    return view.transpose(5, 0, 1, 2, 3, 4, 6)
 
 
 def _col2im_nhwc(cols, x_shape, k, s, p, d, out):
@@ -159,10 +143,10 @@ def _col2im_nhwc(cols, x_shape, k, s, p, d, out):
     G = cols.shape[0]
     dx = xp.zeros((N, H + 2 * p[0], W + 2 * p[1], G, C // G), dtype=cols.dtype)
     for i in range(k[0]):
-        rows = slice(i * d[0], i * d[0] + s[0] * (out[0] - 1) + 1, s[0])
+        image_rows = slice(i * d[0], i * d[0] + s[0] * (out[0] - 1) + 1, s[0])
         for j in range(k[1]):
-            columns = slice(j * d[1], j * d[1] + s[1] * (out[1] - 1) + 1, s[1])
-            dx[:, rows, columns] += cols[:, :, :, :, i, j, :].transpose(1, 2, 3, 0, 4)
+            image_columns = slice(j * d[1], j * d[1] + s[1] * (out[1] - 1) + 1, s[1])
+            dx[:, image_rows, image_columns] += cols[:, :, :, :, i, j, :].transpose(1, 2, 3, 0, 4)
     return dx[:, p[0]:p[0] + H, p[1]:p[1] + W].reshape(N, H, W, C)
 
 
@@ -231,13 +215,13 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1):
 class Conv2d(Function):
     """y = conv2d(x, weight, bias), as torch.nn.functional.conv2d (a cross-correlation).
 
-    Per group, with cols = im2col(x) (M = N*Ho*Wo rows) and w_mat the weight as a
-    (kh*kw*C/G, O/G) matrix:
-        Y = cols @ w_mat + b           (forward: one GEMM)
-        g_w_mat = cols^T @ gY           (each weight sees every patch it multiplied)
-        g_b     = sum of gY over rows   (the bias is added to every output pixel)
-        g_cols  = gY @ w_mat^T,  gx = col2im(g_cols)   (each pixel gets back what its copies got)
-    (for stride 1, gx is computed as the equal convolution described in `_input_grad`).
+    Per group g, with cols = im2col(x) (M = N*Ho*Wo rows, K = kh*kw*C/G columns) and
+    w_mat the weight as a (K, O/G) matrix, w_mat[(i*kw + j)*C/G + c, o] = weight[o, c, i, j]:
+        Y       = cols @ w_mat + b                  (forward: one GEMM)
+        g_w_mat = cols^T @ gY                       (each weight sees every patch it multiplied)
+        g_b     = sum of gY over the rows           (the bias is added to every output pixel)
+        g_cols  = gY @ w_mat^T,  gx = col2im(g_cols)  (each pixel gets back what its copies got)
+    All groups at once: a batched matmul over a leading group axis.
     """
 
     def __init__(self, stride=1, padding=0, dilation=1, groups=1):
@@ -247,125 +231,89 @@ class Conv2d(Function):
         self.groups = int(groups)
 
     def forward(self, x, weight, bias=None):
-        xp, G = self.xp, self.groups
-        self._check(x, weight, bias)
+        G = self.groups
+        check_conv2d_args(x, weight, bias, G)
         O, Cg, kh, kw = weight.shape
-        k, s, p, d, out = _geometry(x.shape, (kh, kw), self.stride, self.padding, self.dilation,
-                                    who="conv2d")
-        N = x.shape[0]
-        x_nhwc = x.transpose(0, 2, 3, 1)     # free when x came out of another conv2d
-        # w_mat[g, (i*kw + j)*Cg + c, o] = weight[g*Og + o, c, i, j]   (a small copy)
-        self.w_mat = weight.reshape(G, O // G, Cg, kh, kw).transpose(0, 3, 4, 2, 1) \
-                           .reshape(G, kh * kw * Cg, O // G)
-        self.geometry, self.x_shape, self.w_shape = (k, s, p, d, out), x.shape, weight.shape
-        self.grid = row_grid(N, x.shape[2], x.shape[3], k, p, d)
-        self.rows = use_rows(Cg, self.grid[1:], out, kw, s, G, xp)
-        if self.rows:                        # stride 1, thin layer: see conv_rows.py
-            self.R = row_patches(x_nhwc, k, p, d, self.grid)
-            y = conv_rows(self.R, self.w_mat.reshape(kh, kw * Cg, O), self.grid, k, d, out)
-            if bias is not None:
-                y += bias
-            return y.transpose(0, 3, 1, 2)
-        self.cols = _im2col_nhwc(x_nhwc, k, s, p, d, out, G, pooled=True)  # (G, M, K)
-        y = xp.matmul(self.cols, self.w_mat)                          # (G, M, O/G): the GEMM
+        self.geometry = _geometry(x.shape, (kh, kw), self.stride, self.padding, self.dilation,
+                                  who="conv2d")
+        k, s, p, d, out = self.geometry
+        self.x_shape, self.w_shape = x.shape, weight.shape
+        self.cols = _im2col_nhwc(x.transpose(0, 2, 3, 1), k, s, p, d, out, G)   # (G, M, K)
+        self.w_mat = weight_matrix(weight, G)                                 # (G, K, O/G)
+        Y = self.xp.matmul(self.cols, self.w_mat)                             # (G, M, O/G)
         if bias is not None:
-            y += bias.reshape(G, 1, O // G)
-        # (G, M, O/G) -> (M, O) is free for G == 1; NHWC memory shown as NCHW.
-        y = y.transpose(1, 0, 2).reshape(N, out[0], out[1], O)
-        return y.transpose(0, 3, 1, 2)
+            Y += bias.reshape(G, 1, O // G)
+        return output_from_matrix(Y, x.shape[0], out)
 
     def backward(self, gy):
-        xp, G = self.xp, self.groups
+        G = self.groups
         k, s, p, d, out = self.geometry
         N, C, H, W = self.x_shape
         O, Cg, kh, kw = self.w_shape
-        # gY (G, M, O/G): free when gy is channels-last, as it is behind BN and ReLU.
-        gy_nhwc = gy.transpose(0, 2, 3, 1)
-        gY = gy_nhwc.reshape(-1, G, O // G).transpose(1, 0, 2)
+        gY = gy.transpose(0, 2, 3, 1).reshape(-1, G, O // G).transpose(1, 0, 2)   # (G, M, O/G)
         gx = gw = gb = None
         if self.needs_input_grad[0]:
-            gx = self._input_grad(gy_nhwc, gY).transpose(0, 3, 1, 2)
+            g_cols = self.xp.matmul(gY, self.w_mat.transpose(0, 2, 1))            # (G, M, K)
+            g_cols = g_cols.reshape(G, N, out[0], out[1], kh, kw, Cg)
+            gx = _col2im_nhwc(g_cols, (N, H, W, C), k, s, p, d, out).transpose(0, 3, 1, 2)
         if self.needs_input_grad[1]:
-            g_wmat = (weight_grad_rows(self.R, gy_nhwc, self.grid, k, d) if self.rows
-                      else xp.matmul(self.cols.transpose(0, 2, 1), gY))   # (G, K, O/G)
-            gw = g_wmat.reshape(G, kh, kw, Cg, O // G).transpose(0, 4, 3, 1, 2).reshape(O, Cg, kh, kw)
+            gw = weight_from_matrix(self.xp.matmul(self.cols.transpose(0, 2, 1), gY), self.w_shape)
         if len(self.needs_input_grad) > 2 and self.needs_input_grad[2]:
             gb = gY.sum(axis=1).reshape(O)
         return gx, gw, gb
 
-    def _input_grad(self, gy_nhwc, gY):
-        """dL/dx, channels-last (N, H, W, C).
 
-        In general: g_cols = gY @ w_mat^T, then gx = col2im(g_cols), where each input
-        pixel collects what its copies in cols received.
+def weight_matrix(weight, groups):
+    """weight (O, C/G, kh, kw) -> w_mat (G, kh*kw*C/G, O/G), rows ordered as im2col's columns:
+    w_mat[g, (i*kw + j)*C/G + c, o] = weight[g*O/G + o, c, i, j]  (a small copy)."""
+    O, Cg, kh, kw = weight.shape
+    return weight.reshape(groups, O // groups, Cg, kh, kw).transpose(0, 3, 4, 2, 1) \
+                 .reshape(groups, kh * kw * Cg, O // groups)
 
-        With stride 1 the same sums form a convolution, computed that way because
-        it writes the big matrix once in the order the GEMM reads it (col2im's
-        adds read it with a stride; this is about twice as fast).  Output pixel ho
-        read input pixel a = ho + i*d - p through tap i, so input pixel a receives
-        gy[a + p - i*d] * w[i].  Substituting i' = k-1-i:  gx[a] = sum_i' gy_pad[a + i'*d]
-        * w[k-1-i'], with gy zero-padded by q = d(k-1) - p: a stride-1 convolution of
-        gy with the kernel flipped in both axes and its in/out channels swapped.
-        """
-        xp, G = self.xp, self.groups
-        k, s, p, d, out = self.geometry
-        N, C, H, W = self.x_shape
-        O, Cg, kh, kw = self.w_shape
-        q = tuple(d_ * (k_ - 1) - p_ for k_, p_, d_ in zip(k, p, d))
-        if s != (1, 1) or min(q) < 0:
-            g_cols = xp.matmul(gY, self.w_mat.transpose(0, 2, 1))             # (G, M, K)
-            g_cols = g_cols.reshape(G, N, out[0], out[1], kh, kw, Cg)
-            return _col2im_nhwc(g_cols, (N, H, W, C), k, s, p, d, out)
-        # w_flip[g, (i'*kw + j')*Og + o, c] = weight[g*Og + o, c, kh-1-i', kw-1-j']
-        w_flip = self.w_mat.reshape(G, kh, kw, Cg, O // G)[:, ::-1, ::-1] \
-                           .transpose(0, 1, 2, 4, 3).reshape(G, kh * kw * (O // G), Cg)
-        grid = row_grid(N, out[0], out[1], k, q, d)
-        if use_rows(O // G, grid[1:], (H, W), kw, (1, 1), G, xp):
-            g_rows = row_patches(gy_nhwc, k, q, d, grid)
-            gx = conv_rows(g_rows, w_flip.reshape(kh, kw * O, C), grid, k, d, (H, W))
-            _give(g_rows, ("rows",))
-            return gx
-        g_cols = _im2col_nhwc(gy_nhwc, k, (1, 1), q, d, (H, W), G, pooled=True)  # (G, N*H*W, kh*kw*Og)
-        gx = xp.matmul(g_cols, w_flip)                                        # (G, N*H*W, Cg)
-        _give(g_cols.base, ("cols",))
-        return gx.transpose(1, 0, 2).reshape(N, H, W, C)
 
-    def release(self):
-        """After backward: the im2col matrix goes back to the pool for the next step."""
-        cols, R = self.__dict__.get("cols"), self.__dict__.get("R")
-        if cols is not None:
-            _give(cols.base, ("cols",))
-        if R is not None:
-            _give(R, ("rows",))
-        super().release()
+def weight_from_matrix(g_wmat, w_shape):
+    """The inverse of `weight_matrix`: (G, kh*kw*C/G, O/G) -> (O, C/G, kh, kw)."""
+    O, Cg, kh, kw = w_shape
+    G = g_wmat.shape[0]
+    return g_wmat.reshape(G, kh, kw, Cg, O // G).transpose(0, 4, 3, 1, 2).reshape(O, Cg, kh, kw)
 
-    def _check(self, x, weight, bias):
-        G = self.groups
-        if x.ndim != 4:
-            raise ValueError(f"conv2d expects a 4-D input (N, C, H, W), got shape {x.shape}; "
-                             f"for a single image add a batch axis: x.reshape(1, *x.shape)")
-        if weight.ndim != 4:
-            raise ValueError(f"conv2d expects a 4-D weight (out_channels, in_channels/groups, kh, kw), "
-                             f"got shape {weight.shape}")
-        C, (O, Cg) = x.shape[1], weight.shape[:2]
-        if C % G or O % G:
-            raise ValueError(f"conv2d: groups={G} must divide both the input channels ({C}) and the "
-                             f"output channels ({O})")
-        if Cg != C // G:
-            raise ValueError(f"conv2d: the input has {C} channels, so with groups={G} the weight must "
-                             f"have {C // G} input channels (weight.shape[1]), but weight has shape "
-                             f"{weight.shape}, which expects {Cg * G} input channels")
-        if bias is not None and bias.shape != (O,):
-            raise ValueError(f"conv2d: bias must have shape ({O},) (one per output channel), "
-                             f"got {bias.shape}")
-        for name, a in (("weight", weight), ("bias", bias)):
-            if a is not None and a.dtype != x.dtype:
-                raise TypeError(f"conv2d: input is {x.dtype} but {name} is {a.dtype}; cast one of "
-                                f"them (e.g. x.astype('{a.dtype}')) so both match")
+
+def output_from_matrix(Y, N, out):
+    """The GEMM's (G, N*Ho*Wo, O/G) result as the (N, O, Ho, Wo) output, channels-last in
+    memory (a view for one group)."""
+    G, _, Og = Y.shape
+    return Y.transpose(1, 0, 2).reshape(N, out[0], out[1], G * Og).transpose(0, 3, 1, 2)
+
+
+def check_conv2d_args(x, weight, bias, groups):
+    """A one-line error for each kind of wrong input to conv2d."""
+    G = groups
+    if x.ndim != 4:
+        raise ValueError(f"conv2d expects a 4-D input (N, C, H, W), got shape {x.shape}; "
+                         f"for a single image add a batch axis: x.reshape(1, *x.shape)")
+    if weight.ndim != 4:
+        raise ValueError(f"conv2d expects a 4-D weight (out_channels, in_channels/groups, kh, kw), "
+                         f"got shape {weight.shape}")
+    C, (O, Cg) = x.shape[1], weight.shape[:2]
+    if C % G or O % G:
+        raise ValueError(f"conv2d: groups={G} must divide both the input channels ({C}) and the "
+                         f"output channels ({O})")
+    if Cg != C // G:
+        raise ValueError(f"conv2d: the input has {C} channels, so with groups={G} the weight must "
+                         f"have {C // G} input channels (weight.shape[1]), but weight has shape "
+                         f"{weight.shape}, which expects {Cg * G} input channels")
+    if bias is not None and bias.shape != (O,):
+        raise ValueError(f"conv2d: bias must have shape ({O},) (one per output channel), "
+                         f"got {bias.shape}")
+    for name, a in (("weight", weight), ("bias", bias)):
+        if a is not None and a.dtype != x.dtype:
+            raise TypeError(f"conv2d: input is {x.dtype} but {name} is {a.dtype}; cast one of "
+                            f"them (e.g. x.astype('{a.dtype}')) so both match")
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
-    """2-D convolution of an NCHW input, as torch.nn.functional.conv2d.
+    """2-D convolution of an NCHW input, as torch.nn.functional.conv2d, by the plain
+    algorithm (`minigrad.functional.conv2d` is the one to call: it picks this or the fast one).
 
     x: (N, C, H, W); weight: (O, C/groups, kh, kw); bias: (O,) or None.
     stride, padding, dilation: int or (height, width) pair.  Returns (N, O, Ho, Wo),

@@ -15,9 +15,11 @@ def _run(script, *args):
     return out.stdout
 
 
-def test_bench_convnet_without_pytorch_prints_every_row():
+@pytest.mark.parametrize("path", ["fast", "plain"])
+def test_bench_convnet_without_pytorch_prints_every_row(path):
     text = _run("bench_convnet.py", "--no-torch", "--rounds", "1", "--threads", "1", "--settle", "0",
-                "--resnet", "gn+wa", "--resnet-batches", "2")
+                "--resnet", "gn+wa", "--resnet-batches", "2", *(["--plain"] if path == "plain" else []))
+    assert f"({path} path)" in text
     for row in ("| training step, batch 64 (images/s) |",
                 "| ResNet-20 gn+wa, training step, batch 2 (images/s) |",
                 "| conv2d 32->32 3x3, 32x32, batch 64: forward (GFLOP/s) |",

@@ -1,4 +1,5 @@
-"""conv2d, im2col and col2im: against a naive loop convolution, finite differences and PyTorch."""
+"""conv2d, im2col and col2im: against a naive loop convolution, finite differences and PyTorch,
+on the plain algorithm and on each algorithm of the fast path; and the fast path's buffer pool."""
 import numpy as np
 import pytest
 
@@ -71,13 +72,18 @@ CASES = {
 }
 
 
-@pytest.fixture(params=["auto", "rows", "im2col"])
-def path(request, monkeypatch):
-    """Run a test under each of conv2d's two algorithms (and the automatic choice)."""
-    from minigrad.ops import conv_rows
-    mode = {"auto": "auto", "rows": "always", "im2col": "never"}[request.param]
-    monkeypatch.setattr(conv_rows, "MODE", mode)
-    return request.param
+# How each path is selected: the plain algorithm, and the fast path with its automatic
+# choice, with the kernel-row algorithm wherever it applies, and with im2col only.
+PATHS = {"plain": dict(enabled=False), "fast": dict(enabled=True, kernel_rows="auto"),
+         "kernel_rows": dict(enabled=True, kernel_rows="always"),
+         "fast_im2col": dict(enabled=True, kernel_rows="never")}
+
+
+@pytest.fixture(params=sorted(PATHS))
+def path(request):
+    """Run a test under each of conv2d's algorithms."""
+    with mg.use_fast(**PATHS[request.param]):
+        yield request.param
 
 
 def _inputs(make, case):
@@ -237,77 +243,280 @@ def test_conv2d_matches_torch(name, make, path):
         assert np.abs(ours - theirs).max() <= 1e-10 * np.abs(theirs).max()
 
 
-def test_pooled_buffers_give_the_same_results_as_fresh_ones(rng, monkeypatch, path):
-    """Conv2d reuses its im2col matrices and padded inputs between steps (NumPy only).
-    Repeated forward/backward passes through layers whose padded inputs share a shape but
-    not a padding (6x6 with padding 1, 4x4 with padding 2) must give exactly what fresh
-    buffers give."""
-    from minigrad.ops import buffer_pool as pool
+
+
+# ----------------------------------------------------------------------------
+# The fast path against the plain algorithm
+# ----------------------------------------------------------------------------
+# The other geometries of this file's tests: the pool tests' layers, the float32 test's,
+# the chained convs' second layer, and a 32x32 map where "auto" takes the kernel rows.
+MORE_CASES = {
+    "pool_3x3_pad1": (2, 3, 6, 6, 4, 3, 1, 1, 1, 1, False),
+    "pool_5x5_pad2": (2, 3, 4, 4, 4, 5, 1, 2, 1, 1, False),
+    "float32_stride1": (2, 3, 8, 8, 4, 3, 1, 1, 1, 1, True),
+    "float32_stride2": (2, 3, 8, 8, 4, 3, 2, 1, 1, 1, True),
+    "chained_second": (2, 4, 6, 6, 5, 3, 2, 0, 1, 1, False),
+    "32x32": (2, 8, 32, 32, 6, 3, 1, 1, 1, 1, True),
+}
+ALL_CASES = {**CASES, **MORE_CASES}
+
+
+def _step(x, w, b, kw, g, settings):
+    """Output and gradients of conv2d on fresh leaves, for the upstream gradient g."""
+    with mg.use_fast(**settings):
+        X, W = (mg.tensor(as_numpy(t.data), requires_grad=True, device=t.device) for t in (x, w))
+        B = None if b is None else mg.tensor(as_numpy(b.data), requires_grad=True, device=b.device)
+        y = F.conv2d(X, W, B, **kw)
+        y.backward(mg.tensor(g, device=y.device))
+    return [y.numpy(), as_numpy(X.grad), as_numpy(W.grad)] + ([] if B is None else [as_numpy(B.grad)])
+
+
+@pytest.mark.parametrize("fast", ["fast", "kernel_rows", "fast_im2col"])
+@pytest.mark.parametrize("name", sorted(ALL_CASES))
+def test_fast_path_equals_plain_algorithm(name, fast, make, rng):
+    """Output and float64 gradients (on a random upstream gradient) of each fast
+    algorithm equal the plain im2col conv's."""
+    x, w, b, kw = _inputs(make, ALL_CASES[name])
+    with mg.use_fast(False):
+        shape = F.conv2d(x.detach(), w.detach(), **kw).shape
+    g = rng.standard_normal(shape)
+    plain = _step(x, w, b, kw, g, PATHS["plain"])
+    for a, b_ in zip(_step(x, w, b, kw, g, PATHS[fast]), plain):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+
+
+def test_use_fast_picks_the_conv_function():
+    from minigrad.fast import conv as fast_conv
+    from minigrad.ops import conv as plain_conv
+    x, w = mg.tensor(np.ones((1, 2, 5, 5)), requires_grad=True), mg.tensor(np.ones((3, 2, 3, 3)))
+    assert type(F.conv2d(x, w).creator) is fast_conv.Conv2d
+    with mg.use_fast(False):
+        assert type(F.conv2d(x, w).creator) is plain_conv.Conv2d
+    assert type(F.conv2d(x, w).creator) is fast_conv.Conv2d
+
+
+def test_kernel_row_rule():
+    """'auto' takes the kernel-row algorithm for thin stride-1 layers on maps where the
+    grid wastes little (ResNet-20's first stages), and im2col elsewhere."""
+    from minigrad.fast.kernel_rows import kernel_row_grid, use_kernel_rows
+    assert kernel_row_grid(2, 32, 32, (3, 3), (1, 1), (1, 1)) == (2, 33, 33)   # shared borders
+    assert kernel_row_grid(2, 8, 8, (3, 3), (0, 0), (1, 1)) == (2, 8, 8)
+    assert kernel_row_grid(2, 8, 8, (1, 1), (2, 2), (1, 1)) == (2, 12, 12)     # Ho = 12
+
+    def rule(C, grid, out, kw=3, stride=(1, 1), groups=1, xp=np):
+        return use_kernel_rows(C, grid, out, kernel_width=kw, stride=stride, groups=groups, xp=xp)
+
+    with mg.use_fast(True, kernel_rows="auto"):
+        assert rule(16, (2, 33, 33), (32, 32))
+        assert rule(32, (2, 17, 17), (16, 16))
+        assert not rule(64, (2, 9, 9), (8, 8))                   # 27% waste
+        assert not rule(64, (2, 33, 33), (32, 32))               # thick
+        assert not rule(16, (2, 33, 33), (16, 16), stride=(2, 2))
+        assert not rule(16, (2, 33, 33), (32, 32), groups=2)
+        assert not rule(16, (2, 33, 33), (32, 32), kw=1)         # 1x1 kernel
+        assert not rule(16, (2, 33, 33), (32, 32), xp=object())  # not NumPy
+    with mg.use_fast(True, kernel_rows="always"):
+        assert rule(64, (2, 9, 9), (8, 8))
+        assert not rule(64, (2, 9, 9), (8, 8), stride=(2, 2))
+    with mg.use_fast(True, kernel_rows="never"):
+        assert not rule(16, (2, 33, 33), (32, 32))
+
+
+def test_kernel_rows_are_taken_on_a_32x32_map(make):
+    """At a size where 'auto' picks the kernel-row algorithm (NumPy only), it is taken."""
+    x, w = make(2, 8, 32, 32), make(6, 8, 3, 3, scale=0.3)
+    with mg.use_fast(True, kernel_rows="auto"):
+        assert F.conv2d(x, w, padding=1).creator.uses_kernel_rows == (x.device == "cpu")
+    with mg.use_fast(True, kernel_rows="never"):
+        assert not F.conv2d(x, w, padding=1).creator.uses_kernel_rows
+
+
+# ----------------------------------------------------------------------------
+# The fast path's buffer pool
+# ----------------------------------------------------------------------------
+from minigrad.fast import buffer_pool  # noqa: E402
+
+
+@pytest.fixture
+def empty_pool():
+    """An empty pool with its default limit, emptied again afterwards."""
+    mg.fast.clear_pool()
+    yield
+    mg.fast.clear_pool()
+
+
+def _pooled_count(name):
+    return sum(n for (kind, _), n in buffer_pool.contents().items() if kind == name)
+
+
+def _train_step(x, w, padding=1):
+    X, W = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+    F.conv2d(X, W, padding=padding).sum().backward()
+
+
+@pytest.mark.parametrize("kernel_rows", ["always", "auto"])
+def test_kernel_row_step_hands_back_both_patch_matrices(kernel_rows, rng, empty_pool):
+    """After a step by the kernel-row algorithm the pool holds two patch matrices: the
+    forward's and the input gradient's (which takes that algorithm too), and no im2col one."""
+    shape = ((2, 3, 6, 6), (4, 3, 3, 3)) if kernel_rows == "always" else ((2, 8, 32, 32), (6, 8, 3, 3))
+    with mg.use_fast(True, kernel_rows=kernel_rows):
+        _train_step(rng.standard_normal(shape[0]), rng.standard_normal(shape[1]))
+    assert _pooled_count("kernel-row patches") == 2
+    assert _pooled_count("im2col matrix") == 0
+
+
+def test_clear_pool_empties_it(rng, empty_pool):
+    for mode in ("always", "never"):
+        with mg.use_fast(True, kernel_rows=mode):
+            _train_step(rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)))
+    assert buffer_pool.nbytes() > 0 and _pooled_count("im2col matrix") > 0
+    mg.fast.clear_pool()
+    assert buffer_pool.nbytes() == 0 and buffer_pool.contents() == {}
+
+
+@pytest.mark.parametrize("kernel_rows", ["always", "never"])
+def test_forward_without_graph_leaves_the_pool_as_it_was(kernel_rows, rng, empty_pool):
+    """A forward that records no graph (under no_grad, or with no input that needs a
+    gradient) hands back every array it took, since no backward will."""
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    with mg.use_fast(True, kernel_rows=kernel_rows):
+        _train_step(x, w)
+        before = (buffer_pool.nbytes(), buffer_pool.contents())
+        assert before[0] > 0
+        with mg.no_grad():
+            F.conv2d(mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True), padding=1)
+        assert (buffer_pool.nbytes(), buffer_pool.contents()) == before
+        F.conv2d(mg.tensor(x), mg.tensor(w), padding=1)
+        assert (buffer_pool.nbytes(), buffer_pool.contents()) == before
+
+
+def test_full_pool_evicts_the_oldest_shapes(empty_pool):
+    F64 = np.dtype(np.float64)
+    kinds = [buffer_pool.Kind(name) for name in "abcd"]
+    previous = mg.fast.set_pool_limit(3 * 8000)
+    try:
+        arrays = [np.empty(1000) for _ in kinds]            # 8000 bytes each
+        for a, kind in zip(arrays[:3], kinds):
+            buffer_pool.give(a, kind)
+        assert buffer_pool.take(np, kinds[0], (1000,), F64) is arrays[0]   # "a" used last
+        buffer_pool.give(arrays[0], kinds[0])
+        buffer_pool.give(arrays[3], kinds[3])               # full: "b" was used longest ago
+        assert list(buffer_pool.contents()) == [("c", (1000,)), ("a", (1000,)), ("d", (1000,))]
+        assert buffer_pool.nbytes() == 3 * 8000
+        assert buffer_pool.take(np, kinds[3], (1000,), F64) is arrays[3]
+        assert buffer_pool.take(np, kinds[1], (1000,), F64) is not arrays[1]
+        buffer_pool.give(np.empty(4000), kinds[0])           # larger than the limit: not kept
+        assert buffer_pool.nbytes() == 2 * 8000
+        assert mg.fast.set_pool_limit(8000) == 3 * 8000      # shrinking evicts, oldest first
+        assert list(buffer_pool.contents()) == [("a", (1000,))]
+    finally:
+        mg.fast.set_pool_limit(previous)
+    with pytest.raises(ValueError, match="number of bytes >= 0"):
+        mg.fast.set_pool_limit(-1)
+
+
+def test_a_new_model_replaces_an_old_one_in_a_full_pool(rng, empty_pool):
+    small = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    large = rng.standard_normal((2, 3, 12, 12)), rng.standard_normal((4, 3, 3, 3))
+    with mg.use_fast(True, kernel_rows="never"):
+        _train_step(*large)
+        limit = buffer_pool.nbytes()
+        mg.fast.clear_pool()
+        _train_step(*small)
+        previous = mg.fast.set_pool_limit(limit)
+        try:
+            _train_step(*large)
+        finally:
+            mg.fast.set_pool_limit(previous)
+    kept = buffer_pool.contents()
+    assert ("im2col matrix", (1, 2, 12, 12, 3, 3, 3)) in kept       # the large model's
+    assert ("im2col matrix", (1, 2, 6, 6, 3, 3, 3)) not in kept      # the small one's: evicted
+    assert buffer_pool.nbytes() <= limit
+
+
+def test_pooled_buffers_give_the_same_results_as_fresh_ones(rng, path, empty_pool):
+    """The fast conv2d reuses its work arrays between steps (NumPy only).  Forward and
+    backward passes through layers whose padded inputs share a shape but not a padding
+    (6x6 with padding 1, 4x4 with padding 2), also interleaved (two forwards, then their
+    backwards; a no_grad forward between a forward and its backward; backward with
+    retain_graph=True, then again), give exactly what fresh arrays give."""
     cases = [((2, 3, 6, 6), (4, 3, 3, 3), 1), ((2, 3, 4, 4), (4, 3, 5, 5), 2),
              ((2, 3, 6, 6), (4, 3, 3, 3), 1)]
     data = [(rng.standard_normal(xs), rng.standard_normal(ws), rng.standard_normal(
         (xs[0], ws[0], xs[2] + 2 * p - ws[2] + 1, xs[3] + 2 * p - ws[3] + 1)), p)
         for xs, ws, p in cases]
 
+    def leaves(x, w):
+        return mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+
     def run():
         out = []
         for _ in range(2):
-            for x, w, g, p in data:
-                X, W = mg.tensor(x, requires_grad=True), mg.tensor(w, requires_grad=True)
+            for x, w, g, p in data:                          # one step after another
+                X, W = leaves(x, w)
                 y = F.conv2d(X, W, padding=p)
                 y.backward(g)
                 out += [y.numpy(), X.grad, W.grad]
+            (x1, w1, g1, p1), (x2, w2, g2, p2) = data[:2]
+            X1, W1 = leaves(x1, w1)                          # two forwards, then backward
+            X2, W2 = leaves(x2, w2)
+            y1, y2 = F.conv2d(X1, W1, padding=p1), F.conv2d(X2, W2, padding=p2)
+            y2.backward(g2)
+            y1.backward(g1)
+            out += [y1.numpy(), y2.numpy(), X1.grad, W1.grad, X2.grad, W2.grad]
+            X1, W1 = leaves(x1, w1)                          # a no_grad forward in between
+            y1 = F.conv2d(X1, W1, padding=p1)
+            with mg.no_grad():
+                z = F.conv2d(mg.tensor(x2), mg.tensor(w2), padding=p2)
+            y1.backward(g1)
+            out += [z.numpy(), y1.numpy(), X1.grad, W1.grad]
+            X1, W1 = leaves(x1, w1)                          # backward twice on one graph
+            y1 = F.conv2d(X1, W1, padding=p1)
+            y1.backward(g1, retain_graph=True)
+            first = X1.grad.copy(), W1.grad.copy()
+            y1.backward(g1)
+            np.testing.assert_allclose(X1.grad, 2 * first[0], rtol=1e-15)
+            out += [*first, X1.grad, W1.grad]
         return out
 
-    monkeypatch.setattr(pool, "_POOL", {})
-    monkeypatch.setattr(pool, "_POOL_BYTES", [0])
     pooled = run()
-    assert pool._POOL_BYTES[0] > 0
-    monkeypatch.setattr(pool, "POOL_LIMIT", 0)
-    monkeypatch.setattr(pool, "_POOL", {})
-    monkeypatch.setattr(pool, "_POOL_BYTES", [0])
-    fresh = run()
-    assert pool._POOL_BYTES[0] == 0
+    if path != "plain":
+        assert buffer_pool.nbytes() > 0
+    mg.fast.clear_pool()
+    previous = mg.fast.set_pool_limit(0)
+    try:
+        fresh = run()
+        assert buffer_pool.nbytes() == 0
+    finally:
+        mg.fast.set_pool_limit(previous)
+    assert len(pooled) == len(fresh)
     for a, b in zip(pooled, fresh):
         np.testing.assert_array_equal(a, b)
 
 
-def test_row_path_rule(monkeypatch):
-    """'auto' takes the row path for thin stride-1 layers on maps where the padded grid
-    wastes little (ResNet-20's first stage), and im2col elsewhere; a bad MODE is named."""
-    from minigrad.ops import conv_rows
-    monkeypatch.setattr(conv_rows, "MODE", "auto")
-    assert conv_rows.row_grid(2, 32, 32, (3, 3), (1, 1), (1, 1)) == (2, 33, 33)   # shared borders
-    assert conv_rows.row_grid(2, 8, 8, (3, 3), (0, 0), (1, 1)) == (2, 8, 8)
-    assert conv_rows.row_grid(2, 8, 8, (1, 1), (2, 2), (1, 1)) == (2, 12, 12)     # Ho = 12
-    assert conv_rows.use_rows(16, (33, 33), (32, 32), 3, (1, 1), 1)
-    assert conv_rows.use_rows(32, (17, 17), (16, 16), 3, (1, 1), 1)
-    assert not conv_rows.use_rows(64, (9, 9), (8, 8), 3, (1, 1), 1)       # 27% waste
-    assert not conv_rows.use_rows(64, (33, 33), (32, 32), 3, (1, 1), 1)     # thick
-    assert not conv_rows.use_rows(16, (33, 33), (16, 16), 3, (2, 2), 1)     # stride 2
-    assert not conv_rows.use_rows(16, (33, 33), (32, 32), 3, (1, 1), 2)     # groups
-    assert not conv_rows.use_rows(16, (33, 33), (32, 32), 3, (1, 1), 1, xp=object())  # not NumPy
-    monkeypatch.setattr(conv_rows, "MODE", "always")
-    assert conv_rows.use_rows(64, (9, 9), (8, 8), 3, (1, 1), 1)
-    monkeypatch.setattr(conv_rows, "MODE", "fast")
-    with pytest.raises(ValueError, match="'auto', 'always' or 'never'"):
-        conv_rows.use_rows(16, (34, 34), (32, 32), 3, (1, 1), 1)
+def test_a_training_run_on_the_plain_path_gives_the_fast_paths_numbers(rng):
+    """Five SGD steps of a float32 conv net (thin stride-1 layers that take the kernel-row
+    algorithm, a stride-2 one, a grouped one) end at the same weights on both paths, to
+    float32 rounding."""
+    x = rng.standard_normal((4, 3, 16, 16)).astype(np.float32)
+    t = rng.integers(0, 5, 4)
 
+    def train(fast):
+        mg.manual_seed(0)
+        net = mg.nn.Sequential(mg.nn.Conv2d(3, 8, 3, padding=1), mg.nn.ReLU(),
+                               mg.nn.Conv2d(8, 8, 3, padding=1), mg.nn.ReLU(),
+                               mg.nn.Conv2d(8, 16, 3, stride=2, padding=1, groups=2), mg.nn.ReLU(),
+                               mg.nn.AdaptiveAvgPool2d(1), mg.nn.Flatten(), mg.nn.Linear(16, 5))
+        opt = mg.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+        with mg.use_fast(fast):
+            for _ in range(5):
+                opt.zero_grad()
+                F.cross_entropy(net(mg.tensor(x)), t).backward()
+                opt.step()
+        return [p.numpy() for p in net.parameters()]
 
-def test_row_path_is_taken_and_matches_im2col_on_a_32x32_map(make, monkeypatch):
-    """At a size where 'auto' picks the row path (on the CPU), its output and gradients
-    equal im2col's."""
-    from minigrad.ops import conv_rows
-    x, w, b = (a.numpy() for a in (make(2, 8, 32, 32), make(6, 8, 3, 3, scale=0.3), make(6)))
-    g = make(2, 6, 32, 32).detach()
-    device = g.device
-    results = {}
-    for mode in ("auto", "never"):
-        monkeypatch.setattr(conv_rows, "MODE", mode)
-        X, W, B = (mg.tensor(a, requires_grad=True, device=device) for a in (x, w, b))
-        y = F.conv2d(X, W, B, padding=1)
-        assert y.creator.rows == (mode == "auto" and device == "cpu")   # auto: NumPy only
-        y.backward(g)
-        results[mode] = [y.numpy(), as_numpy(X.grad), as_numpy(W.grad), as_numpy(B.grad)]
-    for a, b_ in zip(*results.values()):
-        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+    w = mg.tensor(rng.standard_normal((8, 8, 3, 3)).astype(np.float32), requires_grad=True)
+    assert F.conv2d(mg.tensor(np.ones((4, 8, 16, 16), np.float32)), w, padding=1).creator.uses_kernel_rows
+    for a, b in zip(train(True), train(False)):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

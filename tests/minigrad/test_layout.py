@@ -96,3 +96,18 @@ def test_minigrad_does_not_name_its_clients():
             if isinstance(node, ast.ImportFrom) and node.module and not node.level:
                 assert node.module.split(".")[0] != "wa", path
         assert re.search(r"(?<![\w.])wa\b", path.read_text()) is None, path
+
+
+def test_plain_conv_knows_nothing_of_the_fast_path():
+    """ops/conv.py is the plain algorithm: the fast path builds on it, never the reverse."""
+    graph = _imports()
+    assert not {m for m in graph["minigrad.ops.conv"] if m.split(".")[:2] == ["minigrad", "fast"]}
+    assert "minigrad.ops.conv" in graph["minigrad.fast.conv"]
+
+
+def test_import_sets_no_process_wide_state():
+    """Importing minigrad calls no malloc tuning (it is the opt-in minigrad.fast.keep_freed_memory)."""
+    for path in ROOT.rglob("*.py"):
+        if path.name != "memory.py":
+            assert "mallopt" not in path.read_text(), path
+    assert not hasattr(minigrad, "MALLOC_TUNED")

@@ -5,27 +5,25 @@ gradients, temporaries), many of them megabytes large.  glibc's malloc serves a
 block above its "mmap threshold" with fresh pages from the kernel and gives them
 back on free.  The kernel zero-fills each 4 KiB page at its first touch, so writing
 into a new 4 MB array costs a thousand page faults: more than the arithmetic of a
-ReLU over it.  glibc raises the threshold by itself as blocks are freed, and in a
-process that only runs minigrad that is usually enough; but what else the process
-has done changes it.  Measured on ResNet-20 GN+WA at batch 64 (2026-12-02): in a
-process that also trained PyTorch's twin, 170-176 images/s with glibc's defaults and
-193-206 with these settings; in a process running only minigrad, no difference; on
-the code before conv2d pooled its row buffers, 443-470 ms per step with the defaults
-and 377-391 with these settings.  PyTorch avoids the same cost with its own allocators.
+ReLU over it.  glibc raises the threshold by itself as blocks are freed, but how far
+depends on what else the process has done (benchmarks/README.md has the measurements).
 
 The fix is two malloc settings: serve blocks up to 32 MiB (glibc's largest allowed
-threshold) from the heap, and do not hand the heap's freed top back to the
-kernel.  Freed blocks are then reused by the next step's allocations.  The cost:
-the process keeps the memory of its largest step until it exits, as a GPU
-framework's memory pool does (measured: the same peak resident size, 485-490 MB,
-for that step either way).
+threshold) from the heap, and do not hand the heap's freed top back to the kernel.
+Freed blocks are then reused by the next step's allocations.  The cost: the process
+keeps the memory of its largest step until it exits, as a GPU framework's memory
+pool does.
 
-`keep_freed_memory()` runs when minigrad is imported.  It only acts where the C
-library is glibc (Linux); elsewhere it does nothing.  To keep the C library's
-defaults, set the environment variable MINIGRAD_DEFAULT_MALLOC=1 before the import.
+The settings apply to every allocation of the process, not only minigrad's, so
+nothing calls `keep_freed_memory()` on import: a program opts in (a training command
+and the benchmark scripts do).  It only acts where the C library is glibc (Linux); elsewhere
+it does nothing.  The environment variable MINIGRAD_DEFAULT_MALLOC=1 turns the call
+into a no-op, for running those programs with the C library's defaults.
 """
 import ctypes
 import os
+
+__all__ = ["keep_freed_memory"]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3      # mallopt parameter numbers (malloc.h)
 _MMAP_THRESHOLD = 32 << 20                         # glibc's maximum (64-bit)
@@ -33,15 +31,16 @@ _TRIM_THRESHOLD = (1 << 31) - 1                    # "never trim" (an int)
 
 
 def keep_freed_memory():
-    """Tune glibc's malloc to reuse freed blocks (see the module docstring).
+    """Tune glibc's malloc to reuse freed blocks, for the whole process (see the module
+    docstring).
 
     Returns True if the settings were applied, False where there is no glibc or
     MINIGRAD_DEFAULT_MALLOC=1 is set."""
     if os.environ.get("MINIGRAD_DEFAULT_MALLOC", "") not in ("", "0"):
         return False
     try:
-        # The symbols already loaded into this process, the C library's among them: no
-        # library search at import (ctypes.util.find_library runs ldconfig).
+        # The symbols already loaded into this process, the C library's among them
+        # (ctypes.util.find_library would run ldconfig).
         mallopt = ctypes.CDLL(None).mallopt        # glibc (musl's is a stub that returns 0)
     except (OSError, AttributeError, TypeError):   # no mallopt: macOS; Windows
         return False
