@@ -93,19 +93,57 @@ def append_metrics(out, rec):
         f.flush()
 
 
-def plot_curves(path, history, title, log=print):
-    """Loss and accuracy against epoch, train dashed and test solid, into `path`."""
+def saved_position(out):
+    """(finished epochs, finished batches of the next one) of the checkpoint in `out`, or None
+    when there is none or it cannot be read (the run reports that when it loads it)."""
+    try:
+        state = load_checkpoint(os.path.join(out, CHECKPOINT))
+    except CheckpointError:
+        return None
+    return int(state["epoch"]), int(state["batch"])
+
+
+def load_run(folder, device="cpu"):
+    """(model, config) of a wa-train run folder: the model rebuilt from config.json's settings
+    with the checkpoint's weights, in eval mode, and config.json as a dict ("settings" holds the
+    flags, "data" the data set's size and classes).
+
+        model, config = wa.load_run("runs/first")
+        print(config["settings"]["norm"], wa.loop.evaluate(model, test_loader))
+    """
+    from .trainer import build_model
+    config = read_json(os.path.join(folder, CONFIG))
+    model = build_model(config["settings"], len(config["data"]["classes"]))
+    model.load_state_dict(load_checkpoint(os.path.join(folder, CHECKPOINT))["model"])
+    return model.to(device).eval(), config
+
+
+def plot_curves(path, history, title, log=print, initial=None, num_classes=None):
+    """Loss and accuracy against epoch, train dashed and test solid, into `path`.
+
+    `initial`: the test loss and accuracy before training ({"test_loss", "test_acc"}), drawn
+    at epoch 0; `num_classes`: draws chance (accuracy 1/K, loss log K) as a dotted line."""
+    import math
     plt = plotstyle.pyplot(os.path.basename(path), log)
     if plt is None:
         return
+    from matplotlib.ticker import MaxNLocator
     ep = [r["epoch"] for r in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    for key, style in (("train", "--"), ("test", "-")):
-        ax1.plot(ep, [r[f"{key}_loss"] for r in history], style, label=key)
-        ax2.plot(ep, [r[f"{key}_acc"] for r in history], style, label=key)
+    for key, style in (("train", "o--"), ("test", "o-")):
+        x, loss, acc = ep, [r[f"{key}_loss"] for r in history], [r[f"{key}_acc"] for r in history]
+        if key == "test" and initial is not None:     # the evaluation before any step
+            x, loss, acc = [0] + x, [initial["test_loss"]] + loss, [initial["test_acc"]] + acc
+        ax1.plot(x, loss, style, label=key)
+        ax2.plot(x, acc, style, label=key)
+    if num_classes:
+        ax1.axhline(math.log(num_classes), color="grey", linestyle=":", label="chance")
+        ax2.axhline(1 / num_classes, color="grey", linestyle=":", label="chance")
     ax1.set(xlabel="epoch", ylabel="loss")
     ax2.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
     for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(-0.3 if initial is not None else 0.7, max(ep) + 0.3)
         ax.legend()
         ax.grid(alpha=0.3)
     fig.suptitle(title)
