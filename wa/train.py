@@ -311,7 +311,11 @@ def parse_config(argv=None, prog="wa-train", *, raise_errors=False, compare_all=
         saved = rf.read_json(saved_path)["settings"]
         if compare_all:
             resolve_recipe(cfg, parser.error)
-        for k in sorted((set(cfg) if compare_all else given) - RESUME_MAY_CHANGE):
+        # the recipe's own settings first: a rate that differs because the recipe does is
+        # reported as the recipe
+        derived = ("lr", "schedule", "nesterov")
+        for k in sorted((set(cfg) if compare_all else given) - RESUME_MAY_CHANGE,
+                        key=lambda k: (k in derived, k)):
             if k in saved and saved[k] != cfg[k]:
                 flag = f"--{k.replace('_', '-')}"
                 why = "drop it, or start a new run with another --out"
