@@ -144,13 +144,15 @@ def plot(results, path, bins=60, title=""):
             if j == 0:
                 ax.set_ylabel(spec, fontsize=10)
     handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), fontsize=9,
-               frameon=False, title="colour = one output channel (the same in every panel)")
+    top = 1 - 0.9 / fig.get_figheight()          # room for the title and the legend
     fig.supxlabel("activation value (x ranges shared within a column); y: share of the values "
                   "in each bin", fontsize=10)
-    fig.tight_layout(rect=(0, 0.07, 1, 0.97 if title else 1))
+    fig.tight_layout(rect=(0, 0, 1, top))
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, top),
+               ncol=min(len(labels), 8), fontsize=9, frameon=False,
+               title="colour = one output channel (the same in every panel)", title_fontsize=9)
     if title:
-        fig.suptitle(title, fontsize=11)
+        fig.suptitle(title, fontsize=11, y=0.998)
     fig.savefig(path)
     plt.close(fig)
     return True

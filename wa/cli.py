@@ -65,6 +65,11 @@ def did_you_mean(word, choices):
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def count(n, word):
+    """count(1, "epoch") == "1 epoch", count(3, "epoch") == "3 epochs"."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def natural_order(names):
     """resnet18 before resnet101: names sorted by their letters, then their number."""
     def key(name):

@@ -5,14 +5,16 @@
                   test_acc, lr, seconds, images_per_s), accuracies as fractions;
   checkpoint.npz  model, optimizer, scheduler, loader and RNG states plus the metrics so far,
                   in `minigrad.save`'s format (`minigrad.load` reads it);
-  curves.png      loss and accuracy against epoch (skipped, with a note, without matplotlib);
+  curves.png      loss and accuracy against epoch, epoch 0 being the evaluation before training,
+                  and chance (skipped, with a note, where matplotlib is missing);
   distributions.npz, distributions.png   with --record-distributions (`wa.distributions`);
   diagnostics.jsonl   with --diagnostics-every N: per-layer statistics every N steps
                   (`wa.diagnostics`), one JSON object per layer and recorded step.
 
 Files are written to a temporary name and renamed over the old one, so a kill leaves the old
 file or the new one, never half of one (metrics.jsonl also grows by appending a line, which a
-resume rewrites from the checkpoint's history).
+resume rewrites from the checkpoint's history).  `load_run(folder)` gives back the trained model
+and its config.
 """
 import json
 import os

@@ -394,9 +394,10 @@ def title_from_runs(rows, fallback):
         return "/".join(values)
     s = lambda k: (lambda d: d["settings"].get(k))
     seeds = len({r["seed"] for r in rows if r.get("status") == "done"})
+    epochs = one(s("epochs"))
     return (f"{one(s('model'))} on {one(s('dataset'))} ({one(lambda d: d['data']['train_images'])} "
             f"train / {one(lambda d: d['data']['test_images'])} test images), width {one(s('width'))}, "
-            f"{one(s('epochs'))} epochs, {one(s('recipe'))} recipe ({one(s('schedule'))}), "
+            f"{epochs} epoch{'' if epochs == '1' else 's'}, {one(s('recipe'))} recipe ({one(s('schedule'))}), "
             f"{seeds} seed{'s' if seeds > 1 else ''}")
 
 
@@ -453,9 +454,11 @@ def main(argv=None):
         parser.error(problem)
     to_train = sum("cfg" in p and not p["finished"] for p in plans)
     kept = sum("cfg" in p and p["finished"] for p in plans)
-    print(f"wa-sweep: {len(cells)} runs ({len(args.models)} model{'s' * (len(args.models) > 1)} x "
-          f"{len(args.norms)} norms x {len(args.batch_sizes)} batch sizes x {len(seeds)} seeds), "
-          f"{args.epochs} epochs each: {to_train} to train, {kept} finished and kept, "
+    c = cli.count
+    print(f"wa-sweep: {c(len(cells), 'run')} ({c(len(args.models), 'model')} x "
+          f"{c(len(args.norms), 'norm')} x {c(len(args.batch_sizes), 'batch size')} x "
+          f"{c(len(seeds), 'seed')}), {c(args.epochs, 'epoch')} each: {to_train} to train, "
+          f"{kept} finished and kept, "
           f"{len(cells) - to_train - kept} n/a -> {args.out}"
           + ("; time left is estimated after the first run" if to_train else ""))
     rows, seconds_per_epoch = [], {}

@@ -15,11 +15,14 @@ rules for resuming a run folder.  The code behind it, one module per concern:
 The run folder (--out) gets
   config.json     every setting, the seed, package and library versions;
   metrics.jsonl   one JSON object per finished epoch (epoch, train_loss, train_acc, test_loss,
-                  test_acc, lr, seconds, images_per_s), accuracies as fractions;
-  checkpoint.npz  model, optimizer, scheduler, loader and RNG states plus the metrics so far,
+                  test_acc, lr, seconds, images_per_s), accuracies as fractions, epochs counted
+                  from 1; lr is the rate of the epoch's first step ("lr@start" on screen);
+  checkpoint.npz  model, optimizer, scheduler, loader and RNG states plus the metrics so far
+                  and the test loss and accuracy before the first step,
                   in minigrad.save's format, written to a temporary file and renamed, so a kill
                   never leaves half of one (checkpoints of older wa-train versions still load);
-  curves.png      loss and accuracy against epoch (skipped, with a note, without matplotlib);
+  curves.png      loss and accuracy against epoch, from the evaluation before training
+                  (epoch 0), with chance drawn dotted;
   distributions.npz, distributions.png   with --record-distributions: per-epoch histograms of
                   chosen layers' weights (raw and, for WA/WS/WN, effective) and of one channel's
                   activations (see `wa.distributions`; the paper's Figs. 4-5 and 9-12).
@@ -55,7 +58,17 @@ uninterrupted one exactly on the CPU (see `wa.trainer`).
 
 Stopping: Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint at that exact
 batch and exits (code 130); a second one aborts at once.  A NaN or infinite loss stops the run (code 1)
-and leaves the last good checkpoint untouched.  Bad flags exit with code 2 and one line.
+and leaves the last good checkpoint untouched.  Bad flags exit with code 2 and one line
+("wa-train: error: ... (see wa-train --help)"), an --out that cannot be written included.
+
+Resuming: --resume continues from the checkpoint and says where.  A run's settings cannot change
+on resume (only where it runs and how it reports: RESUME_MAY_CHANGE); in particular --epochs
+cannot, since the learning-rate schedule is laid out over the whole run, so a finished run is
+not extended: --resume on it says so, and a longer run is a new --out.
+
+Progress: each epoch line gives the elapsed time of the run and an estimate of the time left;
+within an epoch a bar on a terminal, and a plain line every PLAIN_PROGRESS_SECONDS (wa.process)
+when the output goes to a file.
 """
 import argparse
 import math

@@ -20,7 +20,7 @@ import numpy as np
 import minigrad as mg
 from minigrad import nn, optim
 from . import data as wadata
-from . import loop, process
+from . import cli, loop, process
 from . import run_folder as rf
 
 
@@ -365,7 +365,7 @@ class Trainer:
             self.save()               # a resumable starting point, before any step
         self.log(f"{c['model']} with {c['norm']} on {c['dataset']} ({len(self.dataset.x_train)} "
                  f"train / {len(self.dataset.x_test)} test images), batch {c['batch_size']}, "
-                 f"lr {c['lr']:.4g}, {c['schedule']}, {c['epochs']} epochs, {c['device']} -> {self.out}")
+                 f"lr {c['lr']:.4g}, {c['schedule']}, {cli.count(c['epochs'], 'epoch')}, {c['device']} -> {self.out}")
         if resumed:
             self.log(f"resumed from {self.ckpt_path} at {self._where()}")
         if c["batch_size"] == 1 and c["norm"].split("+")[0] == "bn":   # canonical: norm first

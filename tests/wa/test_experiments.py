@@ -390,13 +390,14 @@ def test_sweep_prints_a_plan_and_counts_its_runs(tmp_path, capsys, monkeypatch):
     assert S.main(argv) == 0
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].startswith("wa-sweep: 4 runs (1 model x 2 norms x 2 batch "
-                                              "sizes x 1 seeds), 1 epochs each: 3 to train, 0 finished")
+                                              "sizes x 1 seed), 1 epoch each: 3 to train, 0 finished")
     assert "=== [1/4] plain8 bn at batch 16, seed 0 ===" in printed
     assert "[2/4] plain8 bn at batch 1, seed 0: n/a: BatchNorm needs more than one sample" in printed
     assert "=== [3/4] plain8 gn+wa at batch 16, seed 0, about " in printed      # an estimate
     assert len(cleared) == 3                                            # before every run
     # the title comes from the runs' configs; the n/a reason is under the table
-    assert "plain8 on synthetic (16 train / 16 test images), width 0.0625, 1 epochs" in printed
+    assert "plain8 on synthetic (16 train / 16 test images), width 0.0625, 1 epoch, short recipe " \
+        "(onecycle), 1 seed" in printed
     assert "n/a: BatchNorm needs more than one sample (plain8 bn b1)" in printed
     assert "chance (guessing) is 90.0 % error" in printed
     assert S.main(argv) == 0
