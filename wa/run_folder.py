@@ -97,11 +97,20 @@ def append_metrics(out, rec):
 
 def saved_position(out):
     """(finished epochs, finished batches of the next one) of the checkpoint in `out`, or None
-    when there is none or it cannot be read (the run reports that when it loads it)."""
+    when there is none or it cannot be read (the run reports that when it loads it).  A
+    metrics.jsonl that lags the checkpoint (a kill between the two writes) is completed from
+    the checkpoint's history on the way."""
     try:
         state = load_checkpoint(os.path.join(out, CHECKPOINT))
     except CheckpointError:
         return None
+    path = os.path.join(out, METRICS)
+    lines = 0
+    if os.path.isfile(path):
+        with open(path) as f:
+            lines = sum(1 for line in f if line.strip())
+    if lines != len(state["history"]):
+        write_metrics(out, state["history"])
     return int(state["epoch"]), int(state["batch"])
 
 

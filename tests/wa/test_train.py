@@ -644,3 +644,18 @@ def test_matplotlib_is_a_core_dependency():
     with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
         deps = tomllib.load(f)["project"]["dependencies"]
     assert any(d.startswith("matplotlib") for d in deps)
+
+
+def test_resume_of_a_finished_run_killed_before_its_last_line_completes_the_metrics(
+        tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:          # the last epoch's checkpoint is written, its line not
+        original = T.Trainer.append_metrics
+        m.setattr(T.Trainer, "append_metrics",
+                  lambda self, rec: (_ for _ in ()).throw(Killed) if rec["epoch"] == 2
+                  else original(self, rec))
+        with pytest.raises(Killed):
+            train(out, epochs=2)
+    assert len(metrics(out)) == 1
+    assert "is finished (2/2 epochs)" in _one_line_error(capsys, "--out", str(out), "--resume")
+    assert [r["epoch"] for r in metrics(out)] == [1, 2]
