@@ -351,7 +351,9 @@ def plot(summary, models, norms_, batch_sizes, path, title, chance=None):
     plt = plotstyle.pyplot()
     if plt is None:
         return False
+    import textwrap
     fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 3.5), squeeze=False)
+    title = textwrap.fill(title, 50 * len(models))        # the title from the runs is long
     pos = {b: i for i, b in enumerate(batch_sizes)}
     for ax, model in zip(axes[0], models):
         for n in norms_:
