@@ -162,7 +162,7 @@ def build_parser():
     p = cli.Parser(prog="wa-activations", allow_abbrev=False, description="Per-channel activation "
                    "histograms of plain8 under several norms: the paper's Fig. 2 and supplementary "
                    "Figs. 7-8.")
-    p.add_argument("--norms", default=None,
+    p.add_argument("--norms", "--norm", default=None,
                    help="comma-separated norm specs, WA variants included (wa[center], wa[scale], "
                    f"wa[alpha=A]) [default: {','.join(DEFAULT_NORMS)}]")
     add_group_flags(p)
@@ -222,11 +222,12 @@ def main(argv=None):
             parser.error(" ".join(str(e).split()))
         title = f"trained plain8 ({args.checkpoint}), {args.batch} test images"
     else:
-        try:
-            specs = [norms.canonical(s) for s in
-                     norms.split_specs(args.norms or ",".join(DEFAULT_NORMS))]
-        except ValueError as e:
-            parser.error(f"--norms: {e}")
+        specs = []
+        for spec in norms.split_specs(args.norms or ",".join(DEFAULT_NORMS)):
+            try:
+                specs.append(norms.canonical(spec))
+            except ValueError as e:
+                parser.error(cli.norm_spec_error("--norms", spec, e))
         if args.batch == 1 and any(norms.parse(s).activation == "bn" for s in specs):
             parser.error("--batch-size 1 with a bn spec: BatchNorm needs more than one sample")
         with np.errstate(invalid="ignore", divide="ignore"):   # one sample: norms of 0 / 0

@@ -70,6 +70,16 @@ def count(n, word):
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def norm_spec_error(flag, spec, error):
+    """The one-line message for a bad norm spec: with a closest match when there is one (and
+    then without the list of every valid spec, which --help gives)."""
+    from .norms import VALID_SPECS
+    hint = did_you_mean(spec, VALID_SPECS)
+    if hint:
+        return f"{flag} {spec}{hint}: {str(error).split('. Valid specs:')[0]}"
+    return f"{flag}: {error}"
+
+
 def natural_order(names):
     """resnet18 before resnet101: names sorted by their letters, then their number."""
     def key(name):

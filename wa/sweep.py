@@ -427,7 +427,7 @@ def main(argv=None):
         args.norms = [norms.canonical(n) for n in args.norms]
     except ValueError as e:
         bad = next(n for n in args.norms if not _valid_spec(n))
-        parser.error(f"--norms {bad}{cli.did_you_mean(bad, norms.VALID_SPECS)}: {e}")
+        parser.error(cli.norm_spec_error("--norms", bad, e))
     for m in args.models:
         if m not in M.names():
             parser.error(f"unknown --model {m}{cli.did_you_mean(m, M.names())}; choose among "

@@ -263,8 +263,7 @@ def check_model_and_norm(cfg, error):
     try:
         cfg["norm"] = norms.canonical(cfg["norm"])
     except ValueError as e:
-        hint = cli.did_you_mean(cfg["norm"], norms.VALID_SPECS)
-        error(f"--norm {cfg['norm']}{hint}: {e}" if hint else f"--norm: {e}")
+        error(cli.norm_spec_error("--norm", cfg["norm"], e))
 
 
 def resolve_recipe(cfg, error):

@@ -512,3 +512,12 @@ def test_the_three_tools_say_their_version(capsys):
         with pytest.raises(SystemExit) as e:
             main(["--version"])
         assert e.value.code == 0 and capsys.readouterr().out.strip() == f"{prog} {wa.__version__}"
+
+
+def test_activations_suggest_the_closest_norm(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        A.main(["--norm", "bn,gnwa", "--out", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1
+    assert "--norms gnwa (did you mean 'gn+wa'?): invalid norm spec 'gnwa'" in err[0]
+    assert "Valid specs" not in err[0]
