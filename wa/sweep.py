@@ -417,6 +417,15 @@ def _estimate(plans, k, seconds_per_epoch):
     return left
 
 
+def _time_note(plans, to_train, seconds_per_epoch):
+    if not to_train:
+        return ""
+    left = _estimate(plans, 0, seconds_per_epoch)
+    if left is None:
+        return "; the time left is estimated after the first run"
+    return f"; about {process.format_seconds(left)} of training, from the runs already here"
+
+
 def main(argv=None):
     import minigrad as mg
     mg.fast.keep_freed_memory()       # a training process: keep freed buffers for the next step
@@ -454,6 +463,13 @@ def main(argv=None):
     problem = cli.unwritable_folder(args.out)
     if problem:
         parser.error(problem)
+    # seconds per epoch of the runs already here, for the estimate of the time left
+    seconds_per_epoch = {}
+    for plan in plans:
+        done = _read_metrics(os.path.join(plan["row"]["run_dir"], "metrics.jsonl")) if "cfg" in plan else []
+        if done:
+            r = plan["row"]
+            seconds_per_epoch[(r["model"], r["batch_size"])] = sum(d["seconds"] for d in done) / len(done)
     to_train = sum("cfg" in p and not p["finished"] for p in plans)
     kept = sum("cfg" in p and p["finished"] for p in plans)
     c = cli.count
@@ -462,8 +478,8 @@ def main(argv=None):
           f"{c(len(seeds), 'seed')}), {c(args.epochs, 'epoch')} each: {to_train} to train, "
           f"{kept} finished and kept, "
           f"{len(cells) - to_train - kept} n/a -> {args.out}"
-          + ("; time left is estimated after the first run" if to_train else ""))
-    rows, seconds_per_epoch = [], {}
+          + _time_note(plans, to_train, seconds_per_epoch))
+    rows = []
     try:
         for k, plan in enumerate(plans):
             r = plan["row"]

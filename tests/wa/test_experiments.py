@@ -521,3 +521,12 @@ def test_activations_suggest_the_closest_norm(tmp_path, capsys):
     assert e.value.code == 2 and len(err) == 1
     assert "--norms gnwa (did you mean 'gn+wa'?): invalid norm spec 'gnwa'" in err[0]
     assert "Valid specs" not in err[0]
+
+
+def test_sweep_plan_estimates_the_time_from_the_runs_already_there(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert S.main(ONE_CELL + ["--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert S.main(ONE_CELL + ["--epochs", "1", "--norms", "gn+wa,bn", "--out", str(out)]) == 0
+    plan = capsys.readouterr().out.splitlines()[0]
+    assert "1 to train, 1 finished and kept" in plan and "of training, from the runs already here" in plan
