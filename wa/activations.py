@@ -23,7 +23,6 @@ The printed table gives, per spec and layer, the mean and the std across the cha
 per-channel means (drift shows as channel means far from 0 and from each other) and of the
 per-channel stds (exploding or vanishing scale).  The same numbers go to a .csv next to the PNG.
 """
-import argparse
 import csv
 import json
 import os
@@ -34,7 +33,8 @@ import numpy as np
 import minigrad as mg
 from minigrad import backend
 from . import data as wadata
-from . import models, norms, plotstyle
+from . import cli, models, norms, plotstyle
+from .train import add_group_flags, seed_value
 
 DEFAULT_NORMS = ("none", "bn", "gn", "ln", "in", "wa", "bn+wa", "gn+wa", "ln+wa", "in+wa")
 LAYERS = (1, 3, 7, 8)          # conv layers 1, 3, 7 and the classifier (the 8th layer)
@@ -114,56 +114,85 @@ def table(results):
 
 
 def plot(results, path, bins=60, title=""):
-    """One row per spec, one column per layer; in each panel one histogram per channel."""
+    """One row per spec, one column per layer; in each panel one histogram per channel (the same
+    colour is the same channel everywhere).  The panels of a column share their x range, so a
+    spread that shrinks or grows from one norm to the next shows as a narrower or wider curve."""
     plt = plotstyle.pyplot()
     if plt is None:
         return False
     specs = list(results)
     layers = list(next(iter(results.values())))
-    fig, axes = plt.subplots(len(specs), len(layers), figsize=(3 * len(layers), 1.9 * len(specs)),
-                             squeeze=False)
-    for i, spec in enumerate(specs):
-        for j, layer in enumerate(layers):
+    fig, axes = plt.subplots(len(specs), len(layers), figsize=(3 * len(layers), 1.9 * len(specs) + 0.8),
+                             squeeze=False, sharex="col")
+    for j, layer in enumerate(layers):
+        # the column's range: the central 99 % of every spec's values at this layer
+        lo = min(np.percentile(results[spec][layer], 0.5) for spec in specs)
+        hi = max(np.percentile(results[spec][layer], 99.5) for spec in specs)
+        if hi <= lo:
+            lo, hi = lo - 1, hi + 1
+        edges = np.linspace(lo, hi, bins + 1)
+        for i, spec in enumerate(specs):
             ax, v = axes[i, j], results[spec][layer]
-            lo, hi = np.percentile(v, [0.5, 99.5])
-            if hi <= lo:
-                lo, hi = lo - 1, hi + 1
-            edges = np.linspace(lo, hi, bins + 1)
             for c in range(len(v)):
-                counts, _ = np.histogram(v[c], edges, density=True)
-                ax.stairs(counts, edges, linewidth=1)
+                counts, _ = np.histogram(v[c], edges)
+                ax.stairs(counts / max(counts.sum(), 1), edges, linewidth=1, label=f"channel {c}")
             ax.set_yticks([])
-            ax.tick_params(labelsize=7)
+            ax.tick_params(labelsize=9)
+            ax.xaxis.set_major_locator(plt.MaxNLocator(4))
             if i == 0:
-                ax.set_title(layer_name(layer), fontsize=9)
+                ax.set_title(layer_name(layer), fontsize=10)
             if j == 0:
-                ax.set_ylabel(spec, fontsize=9)
-    fig.tight_layout(rect=(0, 0, 1, 0.97) if title else None)
+                ax.set_ylabel(spec, fontsize=10)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    top = 1 - 0.9 / fig.get_figheight()          # room for the title and the legend
+    fig.supxlabel("activation value (x ranges shared within a column); y: share of the values "
+                  "in each bin", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, top))
+    fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, top),
+               ncol=min(len(labels), 8), fontsize=9, frameon=False,
+               title="colour = one output channel (the same in every panel)", title_fontsize=9)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(title, fontsize=11, y=0.998)
     fig.savefig(path)
     plt.close(fig)
     return True
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="wa-activations", description=__doc__.split("\n\n")[0])
-    p.add_argument("--norms", default=",".join(DEFAULT_NORMS),
+    p = cli.Parser(prog="wa-activations", allow_abbrev=False, description="Per-channel activation "
+                   "histograms of plain8 under several norms: the paper's Fig. 2 and supplementary "
+                   "Figs. 7-8.")
+    p.add_argument("--norms", "--norm", default=None,
                    help="comma-separated norm specs, WA variants included (wa[center], wa[scale], "
-                   "wa[alpha=A]) [default: %(default)s]")
-    from .train import add_group_flags
+                   f"wa[alpha=A]) [default: {','.join(DEFAULT_NORMS)}]")
     add_group_flags(p)
     p.add_argument("--checkpoint", metavar="RUN_DIR", default=None,
-                   help="a wa-train run folder of plain8: its trained weights, fed test images")
-    p.add_argument("--batch", type=int, default=128, help="samples in the batch [128]")
-    p.add_argument("--channels", type=int, default=8, help="channels per layer [8]")
-    p.add_argument("--width", type=float, default=1.0, help="plain8 width multiplier [1.0 = 64 channels]")
-    p.add_argument("--bins", type=int, default=60)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--out", default="activations.png", help="PNG path; the .csv goes beside it")
+                   help="a wa-train run folder of plain8: its trained weights (and its own norm "
+                   "and group rule), fed test images [default: plain8 at initialisation]")
+    p.add_argument("--batch-size", "--batch", dest="batch", type=int, default=128,
+                   help="samples fed through the network")
+    p.add_argument("--channels", type=int, default=8,
+                   help="channels drawn (and summarised) per layer")
+    p.add_argument("--width", type=float, default=1.0,
+                   help="plain8 width multiplier (1.0 = 64 channels per conv)")
+    p.add_argument("--bins", type=int, default=60, help="histogram bins per panel")
+    p.add_argument("--seed", type=seed_value, default=0, help="the weights and the N(0, 1) batch")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to compute")
+    p.add_argument("--data-dir", default=None, help="where the run's data set is, with "
+                   "--checkpoint only [default: the run's own]")
+    p.add_argument("--out", default="activations.png",
+                   help="PNG path (a folder, or a path ending in /, gets activations.png in it); "
+                   "the .csv goes beside it")
     return p
+
+
+def output_paths(out):
+    """(png, csv) for --out: a folder (existing, or ending in a separator) gets activations.png
+    in it; a name without an extension gets .png."""
+    if out.endswith(("/", os.sep)) or os.path.isdir(out):
+        out = os.path.join(out, "activations.png")
+    root, ext = os.path.splitext(out)
+    return (out if ext else root + ".png"), root + ".csv"
 
 
 def main(argv=None):
@@ -171,12 +200,19 @@ def main(argv=None):
     args = parser.parse_args(argv)
     for name in ("batch", "channels", "bins"):
         if getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
+            parser.error(f"--{name.replace('batch', 'batch-size')} must be at least 1")
     if not args.width > 0:
         parser.error("--width must be positive")
-    if args.device == "cuda" and not backend.is_available("cuda"):
-        parser.error("--device cuda: no usable GPU; use --device cpu")
+    if args.device == "cuda" and cli.gpu_problem():
+        parser.error(f"--device cuda: {cli.gpu_problem()}")
+    png, csv_path = output_paths(args.out)
+    # before the computation: a figure that cannot be written is known now, not in a minute
+    problem = cli.unwritable_folder(os.path.dirname(os.path.abspath(png)), "--out")
+    if problem:
+        parser.error(problem)
     if args.checkpoint:
+        if args.norms is not None:
+            parser.error("--norms does not go with --checkpoint: the run's own norm is used")
         if not os.path.isfile(os.path.join(args.checkpoint, "checkpoint.npz")):
             parser.error(f"--checkpoint {args.checkpoint}: no checkpoint.npz there")
         try:
@@ -186,26 +222,27 @@ def main(argv=None):
             parser.error(" ".join(str(e).split()))
         title = f"trained plain8 ({args.checkpoint}), {args.batch} test images"
     else:
-        try:
-            specs = [norms.canonical(s) for s in norms.split_specs(args.norms)]
-        except ValueError as e:
-            parser.error(f"--norms: {e}")
+        specs = []
+        for spec in norms.split_specs(args.norms or ",".join(DEFAULT_NORMS)):
+            try:
+                specs.append(norms.canonical(spec))
+            except ValueError as e:
+                parser.error(cli.norm_spec_error("--norms", spec, e))
         if args.batch == 1 and any(norms.parse(s).activation == "bn" for s in specs):
-            parser.error("--batch 1 with a bn spec: BatchNorm needs more than one sample")
-        results = at_init(specs, args.batch, args.width, args.seed, args.channels, args.device,
-                          args.gn_groups, args.gn_min_channels)
+            parser.error("--batch-size 1 with a bn spec: BatchNorm needs more than one sample")
+        with np.errstate(invalid="ignore", divide="ignore"):   # one sample: norms of 0 / 0
+            results = at_init(specs, args.batch, args.width, args.seed, args.channels, args.device,
+                              args.gn_groups, args.gn_min_channels)
         title = f"plain8 at initialisation, {args.batch} samples of N(0, 1)"
     rows, text = table(results)
     print(title)
     print(text)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    csv_path = os.path.splitext(args.out)[0] + ".csv"
     with open(csv_path, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    if plot(results, args.out, args.bins, title):
-        print(f"wrote {args.out} and {csv_path}")
+    if plot(results, png, args.bins, title):
+        print(f"wrote {png} and {csv_path}")
     else:
         print(f"wrote {csv_path}")
     return 0

@@ -17,7 +17,10 @@ from minigrad import functional as F
 
 
 class Diverged(ArithmeticError):
-    """The loss became NaN or infinite; the step that saw it changed nothing."""
+    """The loss became NaN or infinite.  The step that saw it made no update (no backward pass,
+    no optimizer step), but its forward pass did run: a BatchNorm's running statistics have
+    already seen the batch.  The trainer stops without saving, so the checkpoint keeps the
+    state from before it."""
 
     def __init__(self, loss, lr):
         super().__init__(f"loss {loss} at lr {lr}")

@@ -2,6 +2,7 @@
 progress bars, and the number of BLAS threads.  None of it changes what is learned."""
 import contextlib
 import signal
+import sys
 import threading
 
 import threadpoolctl
@@ -54,30 +55,54 @@ class StopSignals:
         self._previous = {}
 
 
-class ProgressBar:
-    """A tqdm bar over an epoch's batches with the running loss, accuracy and images/s.
-    mode "on", "off", or "auto" (only on a terminal); without tqdm there is no bar."""
+PLAIN_PROGRESS_SECONDS = 30.0   # a plain progress line this often when the output is no terminal
 
-    def __init__(self, mode, total, initial, desc):
-        self.bar = None
+
+def format_seconds(seconds):
+    """3725 -> '1:02:05', 42 -> '0:42'."""
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+class ProgressBar:
+    """Progress within an epoch, with the running loss, accuracy and images/s.
+
+    mode "on": a tqdm bar; "off": nothing; "auto": a tqdm bar on a terminal, and otherwise (a
+    log file, a pipe) a plain line through `log` every PLAIN_PROGRESS_SECONDS, so that a log
+    shows signs of life within a long epoch.  Without tqdm, "on" falls back to plain lines."""
+
+    def __init__(self, mode, total, initial, desc, log=print, stream=None):
+        self.bar, self.log, self.total, self.desc = None, log, total, desc
+        self.done, self.plain, self._last = initial, False, 0.0
         show = {"on": True, "off": False, "auto": None}[mode]
         if show is False:
+            return
+        stream = sys.stderr if stream is None else stream
+        terminal = hasattr(stream, "isatty") and stream.isatty()
+        if show is None and not terminal:
+            self.plain = True
             return
         try:
             from tqdm import tqdm
         except ImportError:
+            self.plain = True
             return
         self.bar = tqdm(total=total, initial=initial, desc=desc, unit="batch", leave=False,
-                        disable=None if show is None else False, dynamic_ncols=True)
+                        disable=False, dynamic_ncols=True, file=stream)
 
     def update(self, totals, seconds):
         """One batch more; `totals` as in wa.loop.train_epoch, `seconds` spent on them."""
-        if self.bar is None:
-            return
-        self.bar.set_postfix(loss=f"{totals['loss'] / totals['seen']:.3f}",
-                             acc=f"{totals['correct'] / totals['seen']:.3f}",
-                             img_s=f"{totals['seen'] / max(seconds, 1e-9):.0f}")
-        self.bar.update(1)
+        self.done += 1
+        loss, acc = totals["loss"] / totals["seen"], totals["correct"] / totals["seen"]
+        rate = totals["seen"] / max(seconds, 1e-9)
+        if self.bar is not None:
+            self.bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", img_s=f"{rate:.0f}")
+            self.bar.update(1)
+        elif self.plain and seconds - self._last >= PLAIN_PROGRESS_SECONDS and self.done < self.total:
+            self._last = seconds
+            self.log(f"  {self.desc}  batch {self.done}/{self.total}  train loss {loss:.4f} "
+                     f"acc {acc:.4f}  {rate:.0f} img/s  {format_seconds(seconds)} into the epoch")
 
     def __enter__(self):
         return self

@@ -5,14 +5,16 @@
                   test_acc, lr, seconds, images_per_s), accuracies as fractions;
   checkpoint.npz  model, optimizer, scheduler, loader and RNG states plus the metrics so far,
                   in `minigrad.save`'s format (`minigrad.load` reads it);
-  curves.png      loss and accuracy against epoch (skipped, with a note, without matplotlib);
+  curves.png      loss and accuracy against epoch, epoch 0 being the evaluation before training,
+                  and chance (skipped, with a note, where matplotlib is missing);
   distributions.npz, distributions.png   with --record-distributions (`wa.distributions`);
   diagnostics.jsonl   with --diagnostics-every N: per-layer statistics every N steps
                   (`wa.diagnostics`), one JSON object per layer and recorded step.
 
 Files are written to a temporary name and renamed over the old one, so a kill leaves the old
 file or the new one, never half of one (metrics.jsonl also grows by appending a line, which a
-resume rewrites from the checkpoint's history).
+resume rewrites from the checkpoint's history).  `load_run(folder)` gives back the trained model
+and its config.
 """
 import json
 import os
@@ -93,19 +95,66 @@ def append_metrics(out, rec):
         f.flush()
 
 
-def plot_curves(path, history, title, log=print):
-    """Loss and accuracy against epoch, train dashed and test solid, into `path`."""
+def saved_position(out):
+    """(finished epochs, finished batches of the next one) of the checkpoint in `out`, or None
+    when there is none or it cannot be read (the run reports that when it loads it).  A
+    metrics.jsonl that lags the checkpoint (a kill between the two writes) is completed from
+    the checkpoint's history on the way."""
+    try:
+        state = load_checkpoint(os.path.join(out, CHECKPOINT))
+    except CheckpointError:
+        return None
+    path = os.path.join(out, METRICS)
+    lines = 0
+    if os.path.isfile(path):
+        with open(path) as f:
+            lines = sum(1 for line in f if line.strip())
+    if lines != len(state["history"]):
+        write_metrics(out, state["history"])
+    return int(state["epoch"]), int(state["batch"])
+
+
+def load_run(folder, device="cpu"):
+    """(model, config) of a wa-train run folder: the model rebuilt from config.json's settings
+    with the checkpoint's weights, in eval mode, and config.json as a dict ("settings" holds the
+    flags, "data" the data set's size and classes).
+
+        model, config = wa.load_run("runs/first")
+        print(config["settings"]["norm"], wa.loop.evaluate(model, test_loader))
+    """
+    from .trainer import build_model
+    config = read_json(os.path.join(folder, CONFIG))
+    model = build_model(config["settings"], len(config["data"]["classes"]))
+    model.load_state_dict(load_checkpoint(os.path.join(folder, CHECKPOINT))["model"])
+    return model.to(device).eval(), config
+
+
+def plot_curves(path, history, title, log=print, initial=None, num_classes=None):
+    """Loss and accuracy against epoch, train dashed and test solid, into `path`.
+
+    `initial`: the test loss and accuracy before training ({"test_loss", "test_acc"}), drawn
+    at epoch 0; `num_classes`: draws chance (accuracy 1/K, loss log K) as a dotted line."""
+    import math
     plt = plotstyle.pyplot(os.path.basename(path), log)
     if plt is None:
         return
+    from matplotlib.ticker import MaxNLocator
     ep = [r["epoch"] for r in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    for key, style in (("train", "--"), ("test", "-")):
-        ax1.plot(ep, [r[f"{key}_loss"] for r in history], style, label=key)
-        ax2.plot(ep, [r[f"{key}_acc"] for r in history], style, label=key)
+    for key, style in (("train", "o--"), ("test", "o-")):
+        x, loss, acc = ep, [r[f"{key}_loss"] for r in history], [r[f"{key}_acc"] for r in history]
+        if key == "test" and initial is not None:     # the evaluation before any step
+            x, loss, acc = [0] + x, [initial["test_loss"]] + loss, [initial["test_acc"]] + acc
+        ax1.plot(x, loss, style, label=key)
+        ax2.plot(x, acc, style, label=key)
+    if num_classes:
+        ax1.axhline(math.log(num_classes), color="grey", linestyle=":", label="chance")
+        ax2.axhline(1 / num_classes, color="grey", linestyle=":", label="chance")
     ax1.set(xlabel="epoch", ylabel="loss")
     ax2.set(xlabel="epoch", ylabel="accuracy", ylim=(0, 1))
     for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlim(-0.3 if initial is not None else 0.7, max(ep) + 0.3)
         ax.legend()
         ax.grid(alpha=0.3)
     fig.suptitle(title)

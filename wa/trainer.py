@@ -20,7 +20,7 @@ import numpy as np
 import minigrad as mg
 from minigrad import nn, optim
 from . import data as wadata
-from . import loop, process
+from . import cli, loop, process
 from . import run_folder as rf
 
 
@@ -92,8 +92,9 @@ def make_scheduler(cfg, opt, total_steps):
 
 
 def seed_everything(seed):
-    (getattr(mg, "manual_seed", None) or nn.init.manual_seed)(seed)
-    np.random.seed(seed % 2 ** 32)   # F.dropout draws its masks from NumPy's global generator
+    """minigrad's initialisation generator, and NumPy's global one that F.dropout draws its
+    masks from (`seed` in [0, 2**32), which wa-train's --seed checks)."""
+    mg.manual_seed(seed)
 
 
 def rng_states():
@@ -146,6 +147,8 @@ class Trainer:
         self.epoch, self.batch = 0, 0          # finished epochs; finished batches of the next one
         self.partial = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
         self.diagnostics, self.diagnostic_rows = None, []   # --diagnostics-every
+        self.initial = None                    # test loss and accuracy before the first step
+        self.saved_at = None                   # (epoch, batch) of the checkpoint on disk
 
     # -- setup ----------------------------------------------------------------------------
     def setup(self):
@@ -194,7 +197,7 @@ class Trainer:
                 "scheduler": self.scheduler.state_dict(), "loader": self.train_loader.state_dict(),
                 "rng": rng_states(), "epoch": self.epoch, "batch": self.batch,
                 "partial": dict(self.partial), "history": list(self.history),
-                "diagnostics": list(self.diagnostic_rows)}
+                "diagnostics": list(self.diagnostic_rows), "initial": self.initial}
 
     def load_state(self, s):
         self.model.load_state_dict(s["model"])
@@ -203,11 +206,14 @@ class Trainer:
         self.train_loader.load_state_dict(s["loader"])
         set_rng_states(s["rng"])
         self.epoch, self.batch = int(s["epoch"]), int(s["batch"])
+        self.saved_at = (self.epoch, self.batch)
         self.partial, self.history = dict(s["partial"]), list(s["history"])
         self.diagnostic_rows = list(s.get("diagnostics", []))
+        self.initial = s.get("initial")
 
     def save(self):
         rf.save_checkpoint(self.ckpt_path, self.state())
+        self.saved_at = (self.epoch, self.batch)
         if self.diagnostics is not None:   # after the checkpoint, which holds the same rows
             rf.write_jsonl(os.path.join(self.out, rf.DIAGNOSTICS), self.diagnostic_rows)
 
@@ -263,8 +269,10 @@ class Trainer:
                                f"epochs {self.recorder.epochs[0]}-{self.recorder.epochs[-1]}")
         if self.history:
             rf.plot_curves(os.path.join(self.out, rf.CURVES), self.history,
-                           f"{c['model']} + {c['norm']}, {c['dataset']}, batch {c['batch_size']}",
-                           self.log)
+                           f"{c['model']} + {c['norm']}, width {c['width']:g}, {c['dataset']} "
+                           f"({len(self.dataset.x_train)} images), batch {c['batch_size']}, "
+                           f"lr {c['lr']:.3g}, seed {c['seed']}",
+                           self.log, self.initial, self.dataset.num_classes)
 
     # -- the loop -------------------------------------------------------------------------
     def train_step(self, x, y):
@@ -285,14 +293,17 @@ class Trainer:
         e, p = self.epoch + 1, self.partial
         t0 = time.perf_counter()
         with process.ProgressBar(self.cfg.get("progress", "auto"), len(self.train_loader),
-                                 self.batch, f"epoch {e}/{self.cfg['epochs']}") as bar:
+                                 self.batch, f"epoch {e}/{self.cfg['epochs']}", self.log) as bar:
             def after_step():
                 self.batch += 1
                 bar.update(p, p["seconds"] + time.perf_counter() - t0)
                 return self.stop.requested
             try:
-                finished = loop.train_epoch(self.model, self.optimizer, self.train_loader, p,
-                                            self.train_step, after_step)
+                # A diverging run overflows before its loss turns NaN; the NaN check reports it
+                # in one line, so NumPy's overflow warnings would only repeat it.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    finished = loop.train_epoch(self.model, self.optimizer, self.train_loader, p,
+                                                self.train_step, after_step)
             except loop.Diverged as d:
                 self.diverged = (e, self.batch + 1, d.loss, d.lr)
                 return "diverged"
@@ -316,9 +327,13 @@ class Trainer:
         self.record_distributions()    # before the checkpoint: a resume drops rows past it
         self.save()                    # first the checkpoint (it holds the history) ...
         self.append_metrics(rec)       # ... then the line; a resume rewrites the file anyway
+        # elapsed: this run's epochs so far (across resumes); eta: their mean per epoch left
+        elapsed = sum(r["seconds"] for r in self.history)
+        eta = elapsed / len(self.history) * (self.cfg["epochs"] - self.epoch)
         self.log(f"epoch {rec['epoch']:>3}/{self.cfg['epochs']}  train loss {rec['train_loss']:.4f} "
                  f"acc {rec['train_acc']:.4f}  test loss {test_loss:.4f} acc {test_acc:.4f}  "
-                 f"lr {rec['lr']:.4g}  {rec['seconds']:.1f} s  {rec['images_per_s']:.0f} img/s")
+                 f"lr@start {rec['lr']:.4g}  {rec['seconds']:.1f} s  {rec['images_per_s']:.0f} img/s  "
+                 f"elapsed {process.format_seconds(elapsed)}  eta {process.format_seconds(eta)}")
 
     # -- the whole run --------------------------------------------------------------------
     def run(self):
@@ -342,11 +357,17 @@ class Trainer:
             self.recorder.restore(self.distributions_path, self.epoch)
             if not self.recorder.epochs and self.epoch == 0 and self.batch == 0:
                 self.record_distributions()       # epoch 0: the initialisation
-        if self.epoch == 0 and self.batch == 0:
+        resumed = self.epoch > 0 or self.batch > 0
+        if not resumed:
+            if self.initial is None:  # epoch 0 of curves.png: the model before any step
+                loss, acc = self.evaluate()
+                self.initial = {"test_loss": loss, "test_acc": acc}
             self.save()               # a resumable starting point, before any step
         self.log(f"{c['model']} with {c['norm']} on {c['dataset']} ({len(self.dataset.x_train)} "
                  f"train / {len(self.dataset.x_test)} test images), batch {c['batch_size']}, "
-                 f"lr {c['lr']:.4g}, {c['schedule']}, {c['epochs']} epochs, {c['device']} -> {self.out}")
+                 f"lr {c['lr']:.4g}, {c['schedule']}, {cli.count(c['epochs'], 'epoch')}, {c['device']} -> {self.out}")
+        if resumed:
+            self.log(f"resumed from {self.ckpt_path} at {self._where()}")
         if c["batch_size"] == 1 and c["norm"].split("+")[0] == "bn":   # canonical: norm first
             self.log("note: at batch 1, BatchNorm normalizes each image by its own statistics in "
                      "training but by running averages in evaluation; the paper calls BN at "
@@ -357,13 +378,15 @@ class Trainer:
                 if status == "diverged":
                     e, b, value, lr = self.diverged
                     self.log(f"wa-train: loss became {value} at epoch {e}, batch {b} (lr {lr:.4g}): "
-                             f"training diverged and stopped. The last good checkpoint "
-                             f"({self._where()}) is kept in {self.ckpt_path}. Try a smaller --lr.")
+                             f"training diverged and stopped; the last good checkpoint "
+                             f"({self._where(*self.saved_at)}) is kept in {self.ckpt_path}. Start a new run "
+                             f"with a smaller --lr (this one used {c['lr']:.4g}) and another "
+                             f"--out; --resume keeps the run's settings, so it would diverge again.")
                     return 1
                 if status == "stopped":
                     self.plot()
-                    self.log(f"interrupted: saved {self.ckpt_path} at epoch {self.epoch + 1}, batch "
-                             f"{self.batch}; continue with:  wa-train --out {self.out} --resume")
+                    self.log(f"interrupted: saved {self.ckpt_path} at {self._where()}; continue "
+                             f"with:  wa-train --out {self.out} --resume")
                     return 130
                 self.finish_epoch()
                 if self.stop.requested:
@@ -374,5 +397,12 @@ class Trainer:
         self.plot()
         return 0
 
-    def _where(self):
-        return f"epoch {self.epoch}" + (f", batch {self.batch}" if self.batch else "")
+    def _where(self, epoch=None, batch=None):
+        """Where the run stands (or the position `epoch` finished epochs and `batch` finished
+        batches of the next), epochs and batches counted from 1 as in every message."""
+        epoch, batch = (self.epoch, self.batch) if epoch is None else (epoch, batch)
+        if batch:
+            return f"epoch {epoch + 1}, after batch {batch} of {len(self.train_loader)}"
+        if epoch:
+            return f"the end of epoch {epoch}"
+        return "the start, before the first step"

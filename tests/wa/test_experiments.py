@@ -238,11 +238,22 @@ def test_sweep_resumes_after_an_interruption(tmp_path, monkeypatch, capsys):
     (["--seeds", "0,0"], "each seed once"),
     (["--seeds", "a"], "comma-separated list"),
     (["--gn-groups", "0"], "must be positive"),
+    (["--norms", "bn,gnwa"], "--norms gnwa (did you mean 'gn+wa'?)"),
+    (["--model", "resnet-20"], "(did you mean 'resnet20'?)"),
+    (["--seeds", "0,-1"], "must be >= 0"),
+    (["--width", "0"], "must be positive"),
+    (["--schedule", "cosin"], "invalid choice"),
+    (["--dataset", "cifar10sample"], "invalid choice"),
+    (["--batch-sizes", "64,0"], "must be positive"),
+    # checked for every cell before the first run: wa-train's own rules
+    (SWEEP + ["--momentum", "0", "--nesterov"], "--nesterov needs momentum"),
 ])
 def test_sweep_usage_errors(tmp_path, capsys, argv, reason):
     with pytest.raises(SystemExit) as e:
-        S.main(argv + ["--out", str(tmp_path)])
-    assert e.value.code == 2 and reason in capsys.readouterr().err
+        S.main(argv + ["--out", str(tmp_path / "sweep")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and reason in err[0], err
+    assert err[0].startswith("wa-sweep: error:") and not (tmp_path / "sweep").exists()
 
 
 # ---------------------------------------------------------------------------------------
@@ -275,3 +286,247 @@ def test_activations_and_sweep_command_lines_on_cuda(tmp_path, capsys):
     gpu, cpu = read_results(tmp_path / "gpu"), read_results(tmp_path / "cpu")
     assert [r["status"] for r in gpu] == ["done"]
     assert float(gpu[0]["test_error"]) == pytest.approx(float(cpu[0]["test_error"]), abs=1e-6)
+
+
+# ---------------------------------------------------------------------------------------
+# wa-sweep: the same runs as wa-train, and no stale results
+# ---------------------------------------------------------------------------------------
+ONE_CELL = ["--norms", "gn+wa", "--batch-sizes", "16", "--model", "plain8", "--width", "0.0625",
+            "--dataset", "synthetic", "--limit-train", "32", "--limit-test", "16", "--epochs", "2"]
+
+
+def _metrics(run_dir):
+    with open(os.path.join(run_dir, "metrics.jsonl")) as f:
+        return [{k: v for k, v in json.loads(line).items() if k not in ("seconds", "images_per_s")}
+                for line in f]
+
+
+def test_a_sweep_cell_trains_exactly_as_wa_train_with_the_same_flags(tmp_path):
+    flags = ["--momentum", "0.8", "--weight-decay", "1e-3", "--no-augment", "--recipe", "paper"]
+    assert S.main(ONE_CELL + flags + ["--out", str(tmp_path / "sweep")]) == 0
+    run = tmp_path / "run"
+    assert T.main(["--norm", "gn+wa", "--batch-size", "16", "--model", "plain8", "--width", "0.0625",
+                   "--dataset", "synthetic", "--limit-train", "32", "--limit-test", "16",
+                   "--epochs", "2", *flags, "--out", str(run)]) == 0
+    cell = read_results(tmp_path / "sweep")[0]["run_dir"]
+    assert _metrics(cell) == _metrics(run)
+    with open(os.path.join(cell, "config.json")) as f:
+        s_cell = json.load(f)["settings"]
+    with open(run / "config.json") as f:
+        s_run = json.load(f)["settings"]
+    assert {k: v for k, v in s_cell.items() if k != "out"} == {k: v for k, v in s_run.items() if k != "out"}
+
+
+def test_sweep_takes_every_training_flag_of_wa_train():
+    sweep = {a.dest: a for a in S.build_parser()._actions}
+    for action in T.build_parser()._actions:
+        if action.dest in S.PER_CELL | S.NOT_IN_SWEEP:
+            continue
+        copy = sweep[action.dest]
+        same = lambda a: (a.option_strings, a.choices, a.default, getattr(a.type, "__name__", None),
+                          a.help)
+        assert same(copy) == same(action), action.dest
+    for flag in ("recipe", "momentum", "weight_decay", "nesterov", "no_augment", "progress", "threads"):
+        assert flag in sweep
+
+
+@pytest.mark.parametrize("change, flag", [
+    (["--width", "0.125"], "--width 0.0625 (asked 0.125)"),
+    (["--dataset", "cifar10-sample"], "--dataset synthetic (asked cifar10-sample)"),
+    (["--epochs", "1"], "--epochs 2 (asked 1)"),
+    (["--epochs", "3"], "--epochs 2 (asked 3)"),
+    (["--limit-train", "48"], "--limit-train 32 (asked 48)"),
+    (["--schedule", "cosine"], "--schedule onecycle (asked cosine)"),
+    (["--recipe", "paper"], "(asked paper)"),
+])
+def test_sweep_refuses_saved_runs_with_other_settings_before_training(tmp_path, capsys, change, flag):
+    out = tmp_path / "sweep"
+    assert S.main(ONE_CELL + ["--out", str(out)]) == 0
+    run = out / "runs" / "plain8-gn+wa-b16-s0"
+    stamps = {f: os.path.getmtime(run / f) for f in os.listdir(run)}
+    results = (out / "results.csv").read_text()
+    capsys.readouterr()
+    argv = [a for a in ONE_CELL]
+    for i in range(0, len(change), 2):          # replace the flag's value, or add it
+        if change[i] in argv:
+            argv[argv.index(change[i]) + 1] = change[i + 1]
+        else:
+            argv += change[i:i + 2]
+    with pytest.raises(SystemExit) as e:
+        S.main(argv + ["--out", str(out)])
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and flag in err[0] and str(run) in err[0], err
+    assert "wa-sweep: " not in captured.out and "===" not in captured.out      # nothing started
+    assert {f: os.path.getmtime(run / f) for f in os.listdir(run)} == stamps
+    assert (out / "results.csv").read_text() == results
+
+
+def test_sweep_without_limits_refuses_runs_made_with_them(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert S.main(ONE_CELL + ["--out", str(out)]) == 0
+    argv = [a for a in ONE_CELL]
+    del argv[argv.index("--limit-test"):argv.index("--limit-test") + 2]
+    with pytest.raises(SystemExit):
+        S.main(argv + ["--out", str(out)])
+    assert "--limit-test 16 (asked None)" in capsys.readouterr().err
+
+
+def test_default_sweep_folder_names_the_settings_that_change_results(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert S.main(ONE_CELL) == 0
+    assert S.main([a if a != "0.0625" else "0.125" for a in ONE_CELL] + ["--schedule", "cosine"]) == 0
+    assert sorted(os.listdir(tmp_path / "sweeps")) == [
+        "synthetic-plain8-w0.0625-e2-limit-train32-limit-test16",
+        "synthetic-plain8-w0.125-e2-schedulecosine-limit-train32-limit-test16"]
+
+
+def test_sweep_prints_a_plan_and_counts_its_runs(tmp_path, capsys, monkeypatch):
+    import minigrad as mg
+    cleared = []
+    monkeypatch.setattr(mg.fast, "clear_pool", lambda: cleared.append(1))
+    out = tmp_path / "sweep"
+    argv = SWEEP + ["--epochs", "1", "--out", str(out)]
+    assert S.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert printed.splitlines()[0].startswith("wa-sweep: 4 runs (1 model x 2 norms x 2 batch "
+                                              "sizes x 1 seed), 1 epoch each: 3 to train, 0 finished")
+    assert "=== [1/4] plain8 bn at batch 16, seed 0 ===" in printed
+    assert "[2/4] plain8 bn at batch 1, seed 0: n/a: BatchNorm needs more than one sample" in printed
+    assert "=== [3/4] plain8 gn+wa at batch 16, seed 0, about " in printed      # an estimate
+    assert len(cleared) == 3                                            # before every run
+    # the title comes from the runs' configs; the n/a reason is under the table
+    assert "plain8 on synthetic (16 train / 16 test images), width 0.0625, 1 epoch, short recipe " \
+        "(onecycle), 1 seed" in printed
+    assert "n/a: BatchNorm needs more than one sample (plain8 bn b1)" in printed
+    assert "chance (guessing) is 90.0 % error" in printed
+    assert S.main(argv) == 0
+    again = capsys.readouterr().out
+    assert "0 to train, 3 finished and kept" in again and "[1/4] plain8 bn at batch 16, seed 0: finished, kept" in again
+
+
+def test_an_all_chance_cell_is_never_the_best():
+    cell = lambda norm, m, se: {"model": "m", "norm": norm, "batch_size": 8, "runs": 3,
+                                "test_error_mean": m, "test_error_se": se, "status": "done"}
+    chance = S.chance_error(10, 128)
+    assert chance[0] == pytest.approx(0.9) and chance[1] == pytest.approx(0.9 - 2 * np.sqrt(0.09 / 128))
+    summary = [cell("a", 0.90, 0.0), cell("b", 0.91, 0.01)]
+    assert S.marks(summary, chance[1]) == {("m", "a", 8): "c", ("m", "b", 8): "c"}
+    summary.append(cell("d", 0.70, 0.01))
+    assert S.marks(summary, chance[1])[("m", "d", 8)] == ""             # alone above chance
+    table = S.format_table(summary, ["m"], ["a", "b", "d"], [8], chance)
+    assert "90.00 +-0.00c" in table and "*" not in table.split("\n")[2]
+
+
+def test_sweep_plot_marks_chance(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+    figures = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
+    summary = [{"model": "m", "norm": "a", "batch_size": 8, "test_error_mean": 0.5,
+                "test_error_se": None}]
+    S.plot(summary, ["m"], ["a"], [8], str(tmp_path / "r.png"), "t", S.chance_error(10, 100))
+    lines = {l.get_label(): l for l in figures[0].axes[0].get_lines()}
+    assert lines["chance"].get_ydata()[0] == pytest.approx(90.0)
+
+
+@pytest.mark.filterwarnings("error")
+def test_sweep_with_no_finished_cell_warns_nothing(tmp_path, capsys):
+    assert S.main(["--norms", "bn", "--batch-sizes", "1", "--model", "plain8", "--width", "0.0625",
+                   "--dataset", "synthetic", "--limit-train", "16", "--limit-test", "16",
+                   "--epochs", "1", "--out", str(tmp_path / "s")]) == 0
+    assert "n/a" in capsys.readouterr().out
+
+
+def test_sweep_out_that_is_a_file_is_one_line(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(SystemExit) as e:
+        S.main(ONE_CELL + ["--out", str(afile / "sweep")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "is a file, not a folder" in err[0]
+
+
+# ---------------------------------------------------------------------------------------
+# wa-activations: where it writes, and what its figure says
+# ---------------------------------------------------------------------------------------
+QUICK = ["--norms", "bn,wa", "--width", "0.0625", "--batch-size", "4", "--channels", "2", "--bins", "8"]
+
+
+def test_activations_out_as_a_folder_or_without_extension(tmp_path, capsys):
+    assert A.main(QUICK + ["--out", str(tmp_path / "newdir") + "/"]) == 0
+    assert (tmp_path / "newdir" / "activations.csv").is_file()
+    assert (tmp_path / "newdir" / "activations.png").is_file() == _has_matplotlib()
+    capsys.readouterr()
+    assert A.main(QUICK + ["--out", str(tmp_path / "fig")]) == 0
+    printed = capsys.readouterr().out
+    if _has_matplotlib():
+        assert f"wrote {tmp_path / 'fig.png'} and {tmp_path / 'fig.csv'}" in printed
+        assert (tmp_path / "fig.png").is_file()
+
+
+def test_activations_refuse_an_unwritable_out_before_computing(tmp_path, capsys, monkeypatch):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    monkeypatch.setattr(A, "at_init", lambda *a, **k: pytest.fail("computed first"))
+    with pytest.raises(SystemExit) as e:
+        A.main(QUICK + ["--out", str(afile / "fig.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and "is a file, not a folder" in err[0]
+
+
+def test_activations_norms_do_not_go_with_a_checkpoint(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert T.main(TINY_RUN + ["--model", "plain8", "--width", "0.0625", "--norm", "wa",
+                              "--out", str(run)]) == 0
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        A.main(["--checkpoint", str(run), "--norms", "bn", "--out", str(tmp_path / "x.png")])
+    assert e.value.code == 2 and "--norms does not go with --checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("error")
+def test_activations_at_batch_one_warn_nothing(tmp_path):
+    assert A.main(["--norms", "wa", "--width", "0.0625", "--batch-size", "1", "--channels", "2",
+                   "--out", str(tmp_path / "a.png")]) == 0
+
+
+def test_activations_figure_has_a_legend_labels_and_shared_columns(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+    figures = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
+    res = A.at_init(["none", "wa"], batch=4, width=0.0625, channels=2)
+    A.plot(res, str(tmp_path / "a.png"), bins=8)
+    fig = figures[0]
+    axes = np.array(fig.axes).reshape(2, 4)
+    for j in range(4):                        # one x range per column, shared by the norms
+        assert axes[0, j].get_xlim() == axes[1, j].get_xlim()
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["channel 0", "channel 1"]
+    assert "activation value" in fig._supxlabel.get_text()
+
+
+def test_the_three_tools_say_their_version(capsys):
+    import wa
+    for main, prog in ((T.main, "wa-train"), (S.main, "wa-sweep"), (A.main, "wa-activations")):
+        with pytest.raises(SystemExit) as e:
+            main(["--version"])
+        assert e.value.code == 0 and capsys.readouterr().out.strip() == f"{prog} {wa.__version__}"
+
+
+def test_activations_suggest_the_closest_norm(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        A.main(["--norm", "bn,gnwa", "--out", str(tmp_path / "x.png")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1
+    assert "--norms gnwa (did you mean 'gn+wa'?): invalid norm spec 'gnwa'" in err[0]
+    assert "Valid specs" not in err[0]
+
+
+def test_sweep_plan_estimates_the_time_from_the_runs_already_there(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert S.main(ONE_CELL + ["--epochs", "1", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert S.main(ONE_CELL + ["--epochs", "1", "--norms", "gn+wa,bn", "--out", str(out)]) == 0
+    plan = capsys.readouterr().out.splitlines()[0]
+    assert "1 to train, 1 finished and kept" in plan and "of training, from the runs already here" in plan

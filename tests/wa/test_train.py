@@ -173,6 +173,9 @@ def test_killed_mid_epoch_without_saving_then_resumed(reference, tmp_path, monke
 def test_ctrl_c_saves_mid_epoch_and_resume_is_exact(reference, tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     original, steps = T.Trainer.train_step, []
+    # The handlers found before the run come back after it: Python's default for Ctrl-C, or
+    # SIG_IGN when pytest was started as a background job (which inherits SIGINT ignored).
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
 
     def ctrl_c_at_step_7(self, x, y):
         steps.append(1)
@@ -182,12 +185,13 @@ def test_ctrl_c_saves_mid_epoch_and_resume_is_exact(reference, tmp_path, monkeyp
     with monkeypatch.context() as m:
         m.setattr(T.Trainer, "train_step", ctrl_c_at_step_7)
         assert train(out, epochs=3) == 130
-    assert "--resume" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "--resume" in printed and "at epoch 2, after batch 3 of 4" in printed   # 1-based
     state = T.load_checkpoint(str(out / "checkpoint.npz"))
     assert (state["epoch"], state["batch"]) == (1, 3)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler   # handlers restored
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
     assert T.main(["--out", str(out), "--resume"]) == 0
+    assert f"resumed from {out / 'checkpoint.npz'} at epoch 2, after batch 3 of 4" in capsys.readouterr().out
     assert_same_run(reference, out)
 
 
@@ -254,18 +258,88 @@ def tiny_bn_on_1x1(monkeypatch):
     (["--batch-size", "0"], "must be positive"),
     (["--epochs", "-1"], "must be positive"),
     (["--dataset", "mnist"], "invalid choice"),
-    (["--lr", "abc"], "expected a float"),
+    (["--lr", "abc"], "expected a number"),
     (["--batch-size", "100"], "exceeds the 64 training images"),
     (["--model", "pooled_bn", "--norm", "bn", "--batch-size", "1"], "cannot train pooled_bn at --batch-size 1"),
     (["--resume"], "holds no checkpoint"),
+    (["--seed", "-1"], "must be >= 0"),
+    (["--seed", "4294967296"], "must be below 2**32"),
+    (["--norm", "gnwa"], "--norm gnwa (did you mean 'gn+wa'?)"),
+    (["--model", "resnet-20"], "unknown --model 'resnet-20' (did you mean 'resnet20'?)"),
+    (["--model", "resnet-20"], "resnet18, resnet20, resnet34, resnet50, resnet101"),  # natural order
 ])
 def test_bad_flags_exit_2_with_one_line(tmp_path, capsys, flags, reason, tiny_bn_on_1x1):
     with pytest.raises(SystemExit) as e:
         T.main(TINY + ["--epochs", "1", "--out", str(tmp_path / "r")] + flags)
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("wa-train: error: ") and reason in err[-1]
-    assert not any("Traceback" in line for line in err)
+    assert len(err) == 1, err                                   # no usage block before it
+    assert err[0].startswith("wa-train: error: ") and reason in err[0]
+    assert err[0].endswith("(see wa-train --help)")
+    assert not (tmp_path / "r").exists()                        # nothing left behind
+
+
+def test_seed_at_the_top_of_its_range_trains(tmp_path):
+    assert train(tmp_path / "r", "--seed", str(2 ** 32 - 1), epochs=1) == 0
+
+
+def test_model_names_are_case_folded(tmp_path):
+    cfg, _ = T.parse_config(TINY + ["--model", "PLAIN8", "--out", str(tmp_path / "r")])
+    assert cfg["model"] == "plain8"
+
+
+def _one_line_error(capsys, *argv, prog="wa-train", main=None):
+    with pytest.raises(SystemExit) as e:
+        (main or T.main)(list(argv))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and len(err) == 1 and err[0].startswith(f"{prog}: error: "), err
+    return err[0]
+
+
+def test_out_that_cannot_be_written_is_one_line(tmp_path, capsys, monkeypatch):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for out, reason in ((afile, "is a file, not a folder"), (afile / "run", "is a file, not a folder"),
+                        ("/proc/wa-run", "cannot write there")):
+        msg = _one_line_error(capsys, *TINY, "--epochs", "1", "--out", str(out))
+        assert reason in msg and "choose another --out" in msg
+    # a read-only file system (root writes through chmod, so the error is made to happen)
+    import errno
+
+    def read_only(path, *a, **k):
+        raise OSError(errno.EROFS, "Read-only file system", path)
+    monkeypatch.setattr(os, "mkdir", read_only)
+    msg = _one_line_error(capsys, *TINY, "--epochs", "1", "--out", str(tmp_path / "ro" / "run"))
+    assert "cannot write there (read-only file system)" in msg
+    assert not (tmp_path / "ro").exists()
+
+
+def test_version_and_help_show_every_default(capsys):
+    import wa
+    with pytest.raises(SystemExit) as e:
+        T.main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == f"wa-train {wa.__version__}"
+    help_text = T.build_parser().format_help()
+    flat = " ".join(help_text.split())
+    for default in ("[default: resnet20]", "[default: gn+wa]", "[default: cifar10-sample]",
+                    "[default: 64]", "[default: 15]", "[default: 1.0]", "[default: 0]",
+                    "[default: cpu]", "[default: 0.9]", "[default: 0.0005]"):
+        assert default in flat, default
+    assert "plain8, resnet18, resnet20" in flat and "synthetic: 2,000 + 500 generated" in flat
+    assert "0.05 for --recipe short (the default" in flat            # the epilog's lr is true
+    for action in T.build_parser()._actions:                         # every option explains itself
+        assert action.help, action.dest
+
+
+def test_cuda_message_says_which_cause_and_the_fix(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(mg.backend, "cupy", None)
+    msg = _one_line_error(capsys, *TINY, "--device", "cuda", "--out", str(tmp_path / "r"))
+    assert 'CuPy is not installed (pip install -e ".[gpu]")' in msg
+    monkeypatch.undo()
+    monkeypatch.setattr(mg.backend, "is_available", lambda device="cuda": device == "cpu")
+    if mg.backend.cupy is not None:
+        msg = _one_line_error(capsys, *TINY, "--device", "cuda", "--out", str(tmp_path / "r"))
+        assert "no CUDA device" in msg
 
 
 def test_batch_one_is_fine_where_the_norm_is_defined(tmp_path, tiny_bn_on_1x1):
@@ -437,3 +511,151 @@ def test_threads_flag_limits_blas_during_the_run(tmp_path, monkeypatch):
                        str(tmp_path / "run")])
     assert code == 0
     assert seen and all(n == 1 for n in seen)
+
+
+# ---------------------------------------------------------------------------------------
+# Resume without dead ends
+# ---------------------------------------------------------------------------------------
+def test_resume_of_a_finished_run_says_so_and_what_to_do(reference, capsys):
+    config_before = (reference / "config.json").read_text()
+    msg = _one_line_error(capsys, "--out", str(reference), "--resume")
+    assert "is finished (3/3 epochs)" in msg and "--eval-only" in msg and "new --out" in msg
+    assert (reference / "config.json").read_text() == config_before     # no "resumed" entry
+
+
+def test_a_longer_run_is_refused_with_the_reason(reference, capsys):
+    msg = _one_line_error(capsys, "--out", str(reference), "--resume", "--epochs", "5")
+    assert "--epochs 5 differs from the saved run's 3" in msg
+    assert "schedule is laid out over its 3 epochs" in msg and "another --out" in msg
+
+
+@pytest.mark.filterwarnings("error")          # no NumPy warning leaks past the one-line report
+def test_divergence_advice_can_be_followed(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = T.main(TINY[:-2] + ["--norm", "none", "--lr", "1e30", "--epochs", "2", "--out", str(out)])
+    msg = capsys.readouterr().out
+    assert code == 1 and "loss became nan at epoch 1, batch " in msg
+    assert "the start, before the first step" in msg
+    assert "new run with a smaller --lr (this one used 1e+30) and another --out" in msg
+    # the advice works: a new folder with a smaller rate trains
+    assert train(tmp_path / "smaller", "--norm", "none", "--lr", "0.01", epochs=1) == 0
+
+
+@pytest.fixture
+def dropout_net(monkeypatch):
+    """A small conv net with Dropout, registered as 'dropnet': its masks come from NumPy's
+    global generator, so a resume is exact only if the checkpoint restores that state."""
+    def build(**kw):
+        nn = mg.nn
+        return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Dropout(0.5),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, kw["num_classes"]))
+    monkeypatch.setitem(wa.models._MODELS, "dropnet", build)
+
+
+@pytest.mark.parametrize("flags", [["--norm", "bn"], ["--model", "dropnet", "--norm", "none"]],
+                         ids=["batchnorm-buffers", "dropout-rng"])
+def test_resume_restores_bn_buffers_and_the_dropout_generator(tmp_path, monkeypatch, flags,
+                                                               dropout_net):
+    ref = tmp_path / "ref"
+    assert train(ref, *flags, epochs=2) == 0
+    out = tmp_path / "run"
+    original, steps = T.Trainer.train_step, []
+
+    def dies_at_step_6(self, x, y):           # epoch 2, batch 2: only epoch 1 is saved
+        steps.append(1)
+        if len(steps) == 6:
+            raise Killed
+        return original(self, x, y)
+    with monkeypatch.context() as m:
+        m.setattr(T.Trainer, "train_step", dies_at_step_6)
+        with pytest.raises(Killed):
+            train(out, *flags, epochs=2)
+    np.random.seed(12345)                     # whatever the process did since, the run's own state
+    assert T.main(["--out", str(out), "--resume"]) == 0
+    assert_same_run(ref, out)
+    if flags[1] == "bn":                      # the buffers were part of what was compared
+        assert any(k.endswith("running_mean") for k in final_weights(out))
+
+
+# ---------------------------------------------------------------------------------------
+# Progress, curves, the Python API
+# ---------------------------------------------------------------------------------------
+def test_epoch_lines_show_elapsed_eta_and_a_labelled_lr(tmp_path, capsys, monkeypatch):
+    import wa.process
+    monkeypatch.setattr(wa.process, "PLAIN_PROGRESS_SECONDS", 0.0)   # every batch, for the test
+    assert train(tmp_path / "run", epochs=2) == 0
+    lines = capsys.readouterr().out.splitlines()
+    epochs = [l for l in lines if l.startswith("epoch")]
+    assert len(epochs) == 2 and all("lr@start" in l and "elapsed " in l for l in epochs)
+    assert epochs[0].endswith(epochs[0].split("eta ")[1]) and epochs[1].endswith("eta 0:00")
+    # not a terminal (pytest captures): plain progress lines within each epoch, no tqdm frames
+    plain = [l for l in lines if l.strip().startswith("epoch 1/2  batch")]
+    assert [l.split("batch ")[1].split()[0] for l in plain] == ["1/4", "2/4", "3/4"]
+
+
+def test_progress_off_prints_no_progress_lines(tmp_path, capsys, monkeypatch):
+    import wa.process
+    monkeypatch.setattr(wa.process, "PLAIN_PROGRESS_SECONDS", 0.0)
+    assert train(tmp_path / "run", "--progress", "off", epochs=1) == 0
+    assert not any("batch 1/4" in l for l in capsys.readouterr().out.splitlines())
+
+
+def test_curves_show_the_start_markers_integer_ticks_and_chance(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.figure import Figure
+    figures = []
+    monkeypatch.setattr(Figure, "savefig", lambda fig, *a, **k: figures.append(fig))
+    out = tmp_path / "run"
+    assert train(out, epochs=1) == 0
+    initial = T.load_checkpoint(str(out / "checkpoint.npz"))["initial"]
+    assert 0 <= initial["test_acc"] <= 1 and initial["test_loss"] > 0
+    loss_ax, acc_ax = figures[-1].axes
+    test_line = [l for l in acc_ax.get_lines() if l.get_label() == "test"][0]
+    assert list(test_line.get_xdata()) == [0, 1] and test_line.get_marker() == "o"
+    assert test_line.get_ydata()[0] == initial["test_acc"]
+    chance = [l for l in acc_ax.get_lines() if l.get_label() == "chance"][0]
+    assert chance.get_ydata()[0] == pytest.approx(0.1)
+    ticks = [t for t in acc_ax.get_xticks() if acc_ax.get_xlim()[0] <= t <= acc_ax.get_xlim()[1]]
+    assert ticks == [0, 1]
+
+
+def test_main_keeps_freed_memory_for_the_process(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(mg.fast, "keep_freed_memory", lambda *a, **k: calls.append(1))
+    assert train(tmp_path / "run", epochs=1) == 0
+    assert calls == [1]
+
+
+def test_import_wa_reaches_data_loop_and_load_run(reference):
+    import wa
+    assert wa.data.load_dataset is D.load_dataset and callable(wa.loop.evaluate)
+    model, config = wa.load_run(str(reference))
+    assert config["settings"]["norm"] == "gn+wa" and not model.training
+    weights = final_weights(reference)
+    for k, v in model.state_dict().items():
+        np.testing.assert_array_equal(mg.backend.as_numpy(getattr(v, "data", v)), weights[k])
+    ds = D.load_dataset("synthetic", limit_train=64, limit_test=32)
+    _, test = D.make_loaders(ds, 16)
+    assert wa.loop.evaluate(model, test)[1] == pytest.approx(metrics(reference)[-1]["test_acc"])
+
+
+def test_matplotlib_is_a_core_dependency():
+    import tomllib
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        deps = tomllib.load(f)["project"]["dependencies"]
+    assert any(d.startswith("matplotlib") for d in deps)
+
+
+def test_resume_of_a_finished_run_killed_before_its_last_line_completes_the_metrics(
+        tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    with monkeypatch.context() as m:          # the last epoch's checkpoint is written, its line not
+        original = T.Trainer.append_metrics
+        m.setattr(T.Trainer, "append_metrics",
+                  lambda self, rec: (_ for _ in ()).throw(Killed) if rec["epoch"] == 2
+                  else original(self, rec))
+        with pytest.raises(Killed):
+            train(out, epochs=2)
+    assert len(metrics(out)) == 1
+    assert "is finished (2/2 epochs)" in _one_line_error(capsys, "--out", str(out), "--resume")
+    assert [r["epoch"] for r in metrics(out)] == [1, 2]

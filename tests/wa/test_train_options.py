@@ -73,7 +73,7 @@ def test_a_run_folder_from_before_the_flags_resumes_with_the_old_rule(tmp_path):
     (["--norm", "none+ws"], "WS needs an activation norm after it"),
     (["--norm", "wa[center,alpha=2]"], "leaves out"),
     (["--gn-groups", "0"], "must be positive"),
-    (["--gn-min-channels", "x"], "expected a int"),
+    (["--gn-min-channels", "x"], "expected an integer"),
     (["--record-layers", "convs.0"], "--record-layers needs --record-distributions"),
     (["--record-distributions", "--record-layers", "nope"], "no module named nope"),
     (["--record-distributions", "--record-channel", "99"], "has only 4 output channels"),
