@@ -214,7 +214,7 @@ def test_float32_stays_float32(device, rng):
 
 
 # ----------------------------------------------------------------------------
-# PyTorch, where installed (float64, about 1e-10 relative)
+# PyTorch: live where installed, else its answers stored in tests/golden/ (float64, 1e-10 relative)
 # ----------------------------------------------------------------------------
 def _compare(name, ours_fn, torch_fn, arrays, rng, constants=None):
     """ours_fn(*tensors) against torch_fn(torch, *tensors): values and the gradient of each input

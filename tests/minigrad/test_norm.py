@@ -285,7 +285,7 @@ def test_float32_stays_float32(name, make, rng, device):
 
 
 # ----------------------------------------------------------------------------
-# PyTorch, where installed (float64, about 1e-10 relative)
+# PyTorch: live where installed, else its answers stored in tests/golden/ (float64, 1e-10 relative)
 # ----------------------------------------------------------------------------
 def _torch_cases():
     return {
