@@ -6,6 +6,7 @@ import pytest
 import minigrad as mg
 import minigrad.functional as F
 from minigrad.backend import as_numpy
+from torch_reference import reference
 
 
 def _pair(v):
@@ -226,20 +227,25 @@ def test_col2im_wrong_matrix_shape_is_clear(make):
 # ----------------------------------------------------------------------------
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_conv2d_matches_torch(name, make, path):
-    torch = pytest.importorskip("torch")
     x, w, b, kw = _inputs(make, CASES[name])
     y = F.conv2d(x, w, b, **kw)
     gy = np.random.default_rng(7).standard_normal(y.shape)
     y.backward(mg.tensor(gy, device=y.device))   # the upstream gradient lives where y does
-    tx, tw = (torch.tensor(t.numpy(), requires_grad=True) for t in (x, w))
-    tb = None if b is None else torch.tensor(b.numpy(), requires_grad=True)
-    ty = torch.nn.functional.conv2d(tx, tw, tb, **kw)
-    ty.backward(torch.tensor(gy))
-    pairs = [(y.numpy(), ty), (as_numpy(x.grad), tx.grad), (as_numpy(w.grad), tw.grad)]
+    inputs = {"x": x.numpy(), "w": w.numpy(), "gy": gy} | ({} if b is None else {"b": b.numpy()})
+
+    def torch_conv(torch, x, w, gy, b=None):
+        tx, tw = (torch.tensor(a, requires_grad=True) for a in (x, w))
+        tb = None if b is None else torch.tensor(b, requires_grad=True)
+        ty = torch.nn.functional.conv2d(tx, tw, tb, **kw)
+        ty.backward(torch.tensor(gy))
+        return {"y": ty, "x.grad": tx.grad, "w.grad": tw.grad} | ({} if b is None else {"b.grad": tb.grad})
+
+    theirs = reference(f"conv2d/{name}", inputs, torch_conv)
+    pairs = [(y.numpy(), theirs["y"]), (as_numpy(x.grad), theirs["x.grad"]),
+             (as_numpy(w.grad), theirs["w.grad"])]
     if b is not None:
-        pairs.append((as_numpy(b.grad), tb.grad))
+        pairs.append((as_numpy(b.grad), theirs["b.grad"]))
     for ours, theirs in pairs:
-        theirs = theirs.detach().numpy()
         assert np.abs(ours - theirs).max() <= 1e-10 * np.abs(theirs).max()
 
 

@@ -6,6 +6,7 @@ import pytest
 import minigrad as mg
 import minigrad.functional as F
 from minigrad import backend
+from torch_reference import reference
 
 
 def _softmax_np(x, axis):
@@ -242,33 +243,43 @@ def test_float32_stays_float32(device, rng):
 
 
 # ----------------------------------------------------------------------------
-# PyTorch, where installed (float64, about 1e-10 relative)
+# PyTorch: live where installed, else its answers stored in tests/golden/ (float64, 1e-10 relative)
 # ----------------------------------------------------------------------------
-def _compare(ours_fn, torch_fn, arrays, rng):
-    torch = pytest.importorskip("torch")
+def _compare(name, ours_fn, torch_fn, arrays, rng, constants=None):
+    """ours_fn(*tensors) against torch_fn(torch, *tensors): values and the gradient of each input
+    for a random upstream gradient (PyTorch's answer from tests/golden/NAME.npz without torch).
+    constants: other arrays the two functions read (a target), stored with the inputs."""
     ours = [mg.tensor(a.copy(), requires_grad=True) for a in arrays]
-    theirs = [torch.tensor(a, requires_grad=True) for a in arrays]
-    y, ty = ours_fn(*ours), torch_fn(*theirs)
+    y = ours_fn(*ours)
     g = rng.standard_normal(y.shape)
     y.backward(g)
-    ty.backward(torch.tensor(g))
-    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), rtol=1e-10, atol=1e-12)
-    for o, t in zip(ours, theirs):
-        np.testing.assert_allclose(o.grad, t.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+    def torch_answer(torch, g, **named):
+        theirs = [torch.tensor(named[f"a{i}"], requires_grad=True) for i in range(len(arrays))]
+        ty = torch_fn(torch, *theirs)
+        ty.backward(torch.tensor(g))
+        return {"y": ty} | {f"a{i}.grad": t.grad for i, t in enumerate(theirs)}
+
+    inputs = {"g": g} | {f"a{i}": a for i, a in enumerate(arrays)} | (constants or {})
+    theirs = reference(name, inputs, torch_answer)
+    np.testing.assert_allclose(y.numpy(), theirs["y"], rtol=1e-10, atol=1e-12)
+    for i, o in enumerate(ours):
+        np.testing.assert_allclose(o.grad, theirs[f"a{i}.grad"], rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("x_shape", [(4, 5), (2, 3, 5), (5,)])
 def test_linear_matches_pytorch(x_shape, rng):
-    torch = pytest.importorskip("torch")
     arrays = [rng.standard_normal(s) for s in (x_shape, (3, 5), (3,))]
-    _compare(F.linear, torch.nn.functional.linear, arrays, rng)
-    _compare(F.linear, torch.nn.functional.linear, arrays[:2], rng)
+    name = "linear/x" + "x".join(map(str, x_shape))
+    linear = lambda torch, *a: torch.nn.functional.linear(*a)  # noqa: E731
+    _compare(name, F.linear, linear, arrays, rng)
+    _compare(name + "-no_bias", F.linear, linear, arrays[:2], rng)
 
 
 @pytest.mark.parametrize("shape,axis", [((4, 5), -1), ((2, 3, 4), 1), ((7,), 0)])
 def test_log_softmax_matches_pytorch(shape, axis, rng):
-    torch = pytest.importorskip("torch")
-    _compare(lambda x: F.log_softmax(x, axis), lambda x: torch.log_softmax(x, axis),
+    _compare(f"log_softmax/x{'x'.join(map(str, shape))}-axis{axis}",
+             lambda x: F.log_softmax(x, axis), lambda torch, x: torch.log_softmax(x, axis),
              [rng.standard_normal(shape) * 3], rng)
 
 
@@ -276,11 +287,12 @@ def test_log_softmax_matches_pytorch(shape, axis, rng):
 @pytest.mark.parametrize("ls", [0.0, 0.1, 1.0])
 @pytest.mark.parametrize("shapes", CE_SHAPES, ids=["NC", "NCHW", "C"])
 def test_cross_entropy_matches_pytorch(shapes, ls, reduction, rng):
-    torch = pytest.importorskip("torch")
     x_shape, t_shape = shapes
     C = x_shape[0] if len(x_shape) == 1 else x_shape[1]
     target = rng.integers(0, C, size=t_shape)
-    _compare(lambda x: F.cross_entropy(x, target, reduction, ls),
-             lambda x: torch.nn.functional.cross_entropy(
+    layout = {1: "C", 2: "NC", 4: "NCHW"}[len(x_shape)]
+    _compare(f"cross_entropy/{layout}-ls{ls}-{reduction}",
+             lambda x: F.cross_entropy(x, target, reduction, ls),
+             lambda torch, x: torch.nn.functional.cross_entropy(
                  x, torch.tensor(target), reduction=reduction, label_smoothing=ls),
-             [rng.standard_normal(x_shape) * 2], rng)
+             [rng.standard_normal(x_shape) * 2], rng, constants={"target": target})

@@ -13,6 +13,7 @@ import pytest
 import minigrad as mg
 import minigrad.nn as nn
 from minigrad.nn import init
+from torch_reference import reference
 
 
 # ----------------------------------------------------------------------------
@@ -262,15 +263,21 @@ def _all_layers(torch_nn):
 
 
 def test_layer_repr_and_state_dict_keys_match_pytorch():
-    torch = pytest.importorskip("torch")
-    ours, theirs = _all_layers(nn), _all_layers(torch.nn)
-    for a, b in zip(ours, theirs):
-        assert repr(a) == repr(b)
-        sd_b = b.state_dict()
-        assert list(a.state_dict()) == list(sd_b)
-        for k, v in a.state_dict().items():
-            assert v.shape == tuple(sd_b[k].shape), k
-    assert repr(nn.Sequential(*ours)) == repr(torch.nn.Sequential(*theirs))
+    def torch_layers(torch):
+        theirs = _all_layers(torch.nn)
+        answer = {"Sequential": repr(torch.nn.Sequential(*theirs))}
+        for i, b in enumerate(theirs):
+            answer[f"{i}.repr"] = repr(b)
+            answer[f"{i}.state_dict"] = " ".join(f"{k}{tuple(v.shape)}" for k, v in b.state_dict().items())
+        return answer
+
+    theirs = reference("nn/layer_reprs", {}, torch_layers)
+    ours = _all_layers(nn)
+    for i, a in enumerate(ours):
+        assert repr(a) == str(theirs[f"{i}.repr"])
+        keys = " ".join(f"{k}{tuple(v.shape)}" for k, v in a.state_dict().items())
+        assert keys == str(theirs[f"{i}.state_dict"]), repr(a)
+    assert repr(nn.Sequential(*ours)) == str(theirs["Sequential"])
 
 
 # ----------------------------------------------------------------------------
@@ -354,16 +361,25 @@ def test_default_init_of_conv_and_linear():
 
 
 def test_default_init_matches_pytorch_statistics():
-    torch = pytest.importorskip("torch")
-    torch.manual_seed(0)
+    makes = (lambda m: m.Conv2d(64, 128, 3), lambda m: m.Linear(512, 256))
+
+    def torch_init(torch):
+        torch.manual_seed(0)
+        answer = {}
+        for i, make in enumerate(makes):
+            for name, q in make(torch.nn).named_parameters():
+                q = q.detach().double().numpy()
+                answer[f"{i}.{name}.max_abs"], answer[f"{i}.{name}.std"] = np.abs(q).max(), q.std()
+        return answer
+
+    theirs = reference("nn/default_init", {}, torch_init)
     mg.manual_seed(0)
-    for make in (lambda m: m.Conv2d(64, 128, 3), lambda m: m.Linear(512, 256)):
-        ours, theirs = make(nn), make(torch.nn)
+    for i, make in enumerate(makes):
+        ours = make(nn)
         for name, p in ours.named_parameters():   # the same U(-b, b): same max |value| ...
-            q = getattr(theirs, name).detach().numpy()
-            assert abs(np.abs(p.data).max() / np.abs(q).max() - 1) < 0.05, name
-        w, v = ours.weight.data, theirs.weight.detach().numpy()   # ... and, on many samples, std
-        assert abs(w.std() / v.std() - 1) < 0.02
+            assert abs(np.abs(p.data).max() / theirs[f"{i}.{name}.max_abs"] - 1) < 0.05, name
+        # ... and, on many samples, std
+        assert abs(ours.weight.data.std() / theirs[f"{i}.weight.std"] - 1) < 0.02
 
 
 # ----------------------------------------------------------------------------
@@ -443,60 +459,81 @@ def test_batchnorm_buffers_update_only_in_training():
     np.testing.assert_allclose(y.data, expected, rtol=1e-12)
 
 
-def _torch_pair(torch, make_layer, seed=0):
-    """(ours, theirs) in float64 with identical parameters, copied via state_dict."""
-    torch.manual_seed(seed)
-    theirs = make_layer(torch.nn).double()
-    ours = make_layer(nn).double()
-    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
-    return ours, theirs
-
-
-LAYER_CASES = {
-    "conv": (lambda m: m.Conv2d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2), (3, 4, 9, 8)),
-    "depthwise": (lambda m: m.Conv2d(4, 4, 5, padding=2, groups=4, bias=False), (2, 4, 7, 7)),
+LAYER_CASES = {   # small shapes: PyTorch's answers are stored in tests/golden/nn/layers/
+    "conv": (lambda m: m.Conv2d(4, 6, 3, stride=2, padding=1, dilation=2, groups=2), (2, 4, 7, 6)),
+    "depthwise": (lambda m: m.Conv2d(4, 4, 5, padding=2, groups=4, bias=False), (2, 4, 5, 5)),
     "linear": (lambda m: m.Linear(5, 3), (4, 5)),
-    "bn2d": (lambda m: m.BatchNorm2d(4), (3, 4, 5, 5)),
+    "bn2d": (lambda m: m.BatchNorm2d(4), (2, 4, 3, 3)),
     "bn1d": (lambda m: m.BatchNorm1d(4), (6, 4)),
     "bn1d_3d": (lambda m: m.BatchNorm1d(4, momentum=None), (3, 4, 5)),
-    "bn_no_stats": (lambda m: m.BatchNorm2d(4, track_running_stats=False), (3, 4, 5, 5)),
-    "gn": (lambda m: m.GroupNorm(2, 4), (3, 4, 5, 5)),
-    "gn_no_bias": (lambda m: m.GroupNorm(4, 4, eps=1e-3, bias=False), (3, 4, 5, 5)),
+    "bn_no_stats": (lambda m: m.BatchNorm2d(4, track_running_stats=False), (2, 4, 3, 3)),
+    "gn": (lambda m: m.GroupNorm(2, 4), (2, 4, 3, 3)),
+    "gn_no_bias": (lambda m: m.GroupNorm(4, 4, eps=1e-3, bias=False), (2, 4, 3, 3)),
     "ln_no_bias": (lambda m: m.LayerNorm(5, elementwise_affine=True, bias=False), (3, 4, 5)),
-    "ln": (lambda m: m.LayerNorm([5, 5]), (3, 4, 5, 5)),
-    "in": (lambda m: m.InstanceNorm2d(4), (3, 4, 5, 5)),
-    "in_stats": (lambda m: m.InstanceNorm2d(4, affine=True, track_running_stats=True), (3, 4, 5, 5)),
-    "maxpool": (lambda m: m.MaxPool2d(3, 2, 1), (2, 3, 7, 7)),
-    "avgpool": (lambda m: m.AvgPool2d(2), (2, 3, 6, 6)),
-    "gap": (lambda m: m.AdaptiveAvgPool2d(1), (2, 3, 5, 5)),
+    "ln": (lambda m: m.LayerNorm([4, 3]), (2, 3, 4, 3)),
+    "in": (lambda m: m.InstanceNorm2d(4), (2, 4, 3, 3)),
+    "in_stats": (lambda m: m.InstanceNorm2d(4, affine=True, track_running_stats=True), (2, 4, 3, 3)),
+    "maxpool": (lambda m: m.MaxPool2d(3, 2, 1), (2, 2, 7, 7)),
+    "avgpool": (lambda m: m.AvgPool2d(2), (2, 2, 6, 6)),
+    "gap": (lambda m: m.AdaptiveAvgPool2d(1), (2, 3, 4, 4)),
     "flatten": (lambda m: m.Flatten(), (2, 3, 4, 5)),
 }
 
 
 @pytest.mark.parametrize("case", sorted(LAYER_CASES))
 def test_layers_match_pytorch_forward_backward_and_buffers(case):
-    torch = pytest.importorskip("torch")
+    """Three steps (train, eval, train) of the same float64 layer in both libraries: outputs,
+    gradients and buffers after each step.  The parameters come from a seed, not from either
+    library's initialisation, so both start from the same numbers."""
     make_layer, shape = LAYER_CASES[case]
-    ours, theirs = _torch_pair(torch, make_layer)
+    modes = ("train", "eval", "train")
+    ours = make_layer(nn).double()
+    init_rng = np.random.default_rng(0)
+    for p in ours.parameters():
+        p.data[...] = init_rng.standard_normal(p.shape)
+    inputs = {name: np.array(p.numpy()) for name, p in ours.named_parameters()}
     rng = np.random.default_rng(1)
-    for mode in ("train", "eval", "train"):
-        getattr(ours, mode)(), getattr(theirs, mode)()
-        xa = rng.normal(0.5, 2.0, shape)
-        x = mg.tensor(xa, requires_grad=True)
-        xt = torch.tensor(xa, requires_grad=True)
-        y, yt = ours(x), theirs(xt)
-        g = rng.standard_normal(y.shape)
-        np.testing.assert_allclose(y.numpy(), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
-        y.backward(g)
-        yt.backward(torch.tensor(g))
-        np.testing.assert_allclose(x.grad, xt.grad.numpy(), rtol=1e-9, atol=1e-11)
-        for name, p in ours.named_parameters():
-            q = dict(theirs.named_parameters())[name]
-            np.testing.assert_allclose(p.grad, q.grad.numpy(), rtol=1e-9, atol=1e-11, err_msg=name)
-        sd_t = theirs.state_dict()
-        for k, v in ours.state_dict().items():  # running statistics and batch counters
-            np.testing.assert_allclose(v, sd_t[k].numpy(), rtol=1e-12, err_msg=k)
-        ours.zero_grad(), theirs.zero_grad()
+    steps = []
+    for i, mode in enumerate(modes):
+        getattr(ours, mode)()
+        inputs[f"x{i}"] = rng.normal(0.5, 2.0, shape)
+        x = mg.tensor(inputs[f"x{i}"], requires_grad=True)
+        y = ours(x)
+        inputs[f"g{i}"] = rng.standard_normal(y.shape)
+        y.backward(inputs[f"g{i}"])
+        steps.append({"y": y.numpy(), "x.grad": np.array(x.grad),
+                      "grads": {name: np.array(p.grad) for name, p in ours.named_parameters()},
+                      "state": {k: np.array(v) for k, v in ours.state_dict().items()}})
+        ours.zero_grad()
+
+    def torch_layer(torch, **a):
+        theirs = make_layer(torch.nn).double()
+        with torch.no_grad():
+            for name, q in theirs.named_parameters():
+                q.copy_(torch.tensor(a[name]))
+        answer = {}
+        for i, mode in enumerate(modes):
+            getattr(theirs, mode)()
+            xt = torch.tensor(a[f"x{i}"], requires_grad=True)
+            yt = theirs(xt)
+            yt.backward(torch.tensor(a[f"g{i}"]))
+            answer[f"{i}.y"], answer[f"{i}.x.grad"] = yt, xt.grad
+            answer |= {f"{i}.grad.{name}": q.grad.clone() for name, q in theirs.named_parameters()}
+            answer |= {f"{i}.state.{k}": v.clone() for k, v in theirs.state_dict().items()}
+            theirs.zero_grad()
+        return answer
+
+    theirs = reference(f"nn/layers/{case}", inputs, torch_layer)
+    for i, step in enumerate(steps):
+        np.testing.assert_allclose(step["y"], theirs[f"{i}.y"], rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(step["x.grad"], theirs[f"{i}.x.grad"], rtol=1e-9, atol=1e-11)
+        for name, grad in step["grads"].items():
+            np.testing.assert_allclose(grad, theirs[f"{i}.grad.{name}"], rtol=1e-9, atol=1e-11,
+                                       err_msg=name)
+        assert sorted(step["state"]) == sorted(k[len(f"{i}.state."):] for k in theirs
+                                               if k.startswith(f"{i}.state."))
+        for k, v in step["state"].items():  # running statistics and batch counters
+            np.testing.assert_allclose(v, theirs[f"{i}.state.{k}"], rtol=1e-12, err_msg=k)
 
 
 GRAD_CASES = {

@@ -10,6 +10,7 @@ import pytest
 import minigrad as mg
 import minigrad.functional as F
 from minigrad import backend
+from torch_reference import reference
 
 EPS = 1e-5
 
@@ -286,7 +287,7 @@ def test_float32_stays_float32(name, make, rng, device):
 
 
 # ----------------------------------------------------------------------------
-# PyTorch, where installed (float64, about 1e-10 relative)
+# PyTorch: live where installed, else its answers stored in tests/golden/ (float64, 1e-10 relative)
 # ----------------------------------------------------------------------------
 def _torch_cases():
     return {
@@ -307,39 +308,51 @@ TORCH_RUNS = [(case, training) for case, (_, _, kind) in sorted(_torch_cases().i
 
 @pytest.mark.parametrize("case,training", TORCH_RUNS)
 def test_matches_pytorch(case, training, rng):
-    torch = pytest.importorskip("torch")
-    tF = torch.nn.functional
     shape, pshape, kind = _torch_cases()[case]
     C = shape[1]
     x0, w0, b0 = (rng.standard_normal(s) for s in (shape, pshape, pshape))
     g0 = rng.standard_normal(shape)
     rm0, rv0 = rng.standard_normal(C), rng.uniform(0.5, 2.0, C)
     ours = [mg.tensor(a.copy(), requires_grad=True) for a in (x0, w0, b0)]
-    theirs = [torch.tensor(a, requires_grad=True) for a in (x0, w0, b0)]
-    rm, rv, trm, trv = rm0.copy(), rv0.copy(), torch.tensor(rm0), torch.tensor(rv0)
-
+    rm, rv = rm0.copy(), rv0.copy()
     if kind == "bn":
         y = F.batch_norm(*ours[:1], rm, rv, *ours[1:], training=training, momentum=0.2)
-        ty = tF.batch_norm(theirs[0], trm, trv, *theirs[1:], training=training, momentum=0.2)
     elif kind == "in":
         y = F.instance_norm(ours[0], rm, rv, *ours[1:], use_input_stats=training, momentum=0.2)
-        ty = tF.instance_norm(theirs[0], trm, trv, *theirs[1:], use_input_stats=training,
-                              momentum=0.2)
     elif kind == "ln":
-        y, ty = F.layer_norm(ours[0], pshape, *ours[1:]), tF.layer_norm(theirs[0], pshape, *theirs[1:])
+        y = F.layer_norm(ours[0], pshape, *ours[1:])
     else:
-        y, ty = F.group_norm(ours[0], kind[1], *ours[1:]), tF.group_norm(theirs[0], kind[1], *theirs[1:])
+        y = F.group_norm(ours[0], kind[1], *ours[1:])
     y.backward(g0)
-    ty.backward(torch.tensor(g0))
+
+    def torch_norm(torch, x, w, b, g, running_mean, running_var):
+        tF = torch.nn.functional
+        theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+        trm, trv = torch.tensor(running_mean), torch.tensor(running_var)
+        if kind == "bn":
+            ty = tF.batch_norm(theirs[0], trm, trv, *theirs[1:], training=training, momentum=0.2)
+        elif kind == "in":
+            ty = tF.instance_norm(theirs[0], trm, trv, *theirs[1:], use_input_stats=training,
+                                  momentum=0.2)
+        elif kind == "ln":
+            ty = tF.layer_norm(theirs[0], pshape, *theirs[1:])
+        else:
+            ty = tF.group_norm(theirs[0], kind[1], *theirs[1:])
+        ty.backward(torch.tensor(g))
+        return {"y": ty, "x.grad": theirs[0].grad, "w.grad": theirs[1].grad,
+                "b.grad": theirs[2].grad, "running_mean": trm, "running_var": trv}
+
+    theirs = reference(f"norm/{case}-{'train' if training else 'eval'}",
+                       dict(x=x0, w=w0, b=b0, g=g0, running_mean=rm0, running_var=rv0), torch_norm)
 
     def close(a, b):
-        np.testing.assert_allclose(a, b.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
-    close(y.numpy(), ty)
-    for o, t in zip(ours, theirs):
-        close(o.grad, t.grad)
-    close(rm, trm)
-    close(rv, trv)
+    close(y.numpy(), theirs["y"])
+    for o, k in zip(ours, ("x", "w", "b")):
+        close(o.grad, theirs[f"{k}.grad"])
+    close(rm, theirs["running_mean"])
+    close(rv, theirs["running_var"])
 
 
 # ----------------------------------------------------------------------------

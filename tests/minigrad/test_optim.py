@@ -6,6 +6,7 @@ import minigrad as mg
 import minigrad.nn as nn
 from minigrad import optim
 from minigrad.optim import lr_scheduler
+from torch_reference import reference
 
 
 def _param(values, device="cpu"):
@@ -187,17 +188,22 @@ def _train_ours(make_opt, steps, device="cpu", seed=0):
 
 @pytest.mark.parametrize("name,kwargs", OPTIMIZER_CASES)
 def test_optimizer_trajectories_match_pytorch(name, kwargs):
-    torch = pytest.importorskip("torch")
-    X, Y, W0, b0 = (torch.tensor(a) for a in _problem())
-    w, b = torch.nn.Parameter(W0), torch.nn.Parameter(b0)
-    opt = getattr(torch.optim, name)([{"params": [w]}, {"params": [b], "lr": 0.01}], **kwargs)
-    for _ in range(12):
-        opt.zero_grad()
-        (((X @ w + b) - Y) ** 2).mean().backward()
-        opt.step()
+    def torch_trajectory(torch, X, Y, W0, b0):
+        X, Y = torch.tensor(X), torch.tensor(Y)
+        w, b = torch.nn.Parameter(torch.tensor(W0)), torch.nn.Parameter(torch.tensor(b0))
+        opt = getattr(torch.optim, name)([{"params": [w]}, {"params": [b], "lr": 0.01}], **kwargs)
+        for _ in range(12):
+            opt.zero_grad()
+            (((X @ w + b) - Y) ** 2).mean().backward()
+            opt.step()
+        return {"w": w, "b": b}
+
+    options = "-".join(f"{k}{v}" for k, v in kwargs.items()).replace(" ", "")
+    theirs = reference(f"optim/{name}-{options}", dict(zip(("X", "Y", "W0", "b0"), _problem())),
+                       torch_trajectory)
     ours = _train_ours(lambda groups: getattr(optim, name)(groups, **kwargs), 12)
-    np.testing.assert_allclose(ours[0], w.detach().numpy(), rtol=1e-11, atol=1e-13)
-    np.testing.assert_allclose(ours[1], b.detach().numpy(), rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(ours[0], theirs["w"], rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(ours[1], theirs["b"], rtol=1e-11, atol=1e-13)
 
 
 @pytest.mark.parametrize("name,kwargs", [OPTIMIZER_CASES[3], OPTIMIZER_CASES[5], OPTIMIZER_CASES[8]])
@@ -283,18 +289,22 @@ SCHEDULE_CASES = {
 
 @pytest.mark.parametrize("case", sorted(SCHEDULE_CASES))
 def test_schedules_match_pytorch(case):
-    torch = pytest.importorskip("torch")
     make = SCHEDULE_CASES[case]
-    w = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
-    opt = torch.optim.SGD([{"params": [w[0]]}, {"params": [w[1]], "lr": 0.2}], lr=0.1)
-    sched = make(torch.optim.lr_scheduler, opt)
-    theirs = [sched.get_last_lr()]
-    for _ in range(19):   # past T_max for the cosine: it climbs back, in both libraries
-        opt.step()
-        sched.step()
-        theirs.append(sched.get_last_lr())
+
+    def torch_schedule(torch):
+        w = [torch.nn.Parameter(torch.zeros(1)) for _ in range(2)]
+        opt = torch.optim.SGD([{"params": [w[0]]}, {"params": [w[1]], "lr": 0.2}], lr=0.1)
+        sched = make(torch.optim.lr_scheduler, opt)
+        lrs = [sched.get_last_lr()]
+        for _ in range(19):   # past T_max for the cosine: it climbs back, in both libraries
+            opt.step()
+            sched.step()
+            lrs.append(sched.get_last_lr())
+        return {"lrs": np.array(lrs, dtype=np.float64)}
+
+    theirs = reference(f"optim/schedule-{case}", {}, torch_schedule)
     ours = _lrs(lambda o: make(lr_scheduler, o), 19, lr=0.1, groups=2)
-    np.testing.assert_allclose(ours, np.array(theirs), rtol=1e-10, atol=1e-15)
+    np.testing.assert_allclose(ours, theirs["lrs"], rtol=1e-10, atol=1e-15)
 
 
 # ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import minigrad as mg
 import minigrad.functional as F
 from minigrad import backend
 from minigrad.backend import as_numpy
+from torch_reference import reference
 
 
 def _pair(v):
@@ -132,39 +133,48 @@ def test_pool_errors_are_clear(make):
 # ----------------------------------------------------------------------------
 # PyTorch
 # ----------------------------------------------------------------------------
-def _compare_with_torch(ours, theirs, x):
-    torch = pytest.importorskip("torch")
+def _compare_with_torch(name, ours, theirs, x):
+    """ours(x) against theirs(torch.nn.functional, x): values and the input gradient for a random
+    upstream gradient (PyTorch's answer from tests/golden/NAME.npz without torch)."""
     y = ours(x)
     gy = np.random.default_rng(3).standard_normal(y.shape)
     y.backward(mg.tensor(gy, device=y.device))   # the upstream gradient lives where y does
-    tx = torch.tensor(x.numpy(), requires_grad=True)
-    ty = theirs(torch.nn.functional, tx)
-    ty.backward(torch.tensor(gy))
-    for a, b in ((y.numpy(), ty.detach().numpy()), (as_numpy(x.grad), tx.grad.numpy())):
+
+    def torch_pool(torch, x, gy):
+        tx = torch.tensor(x, requires_grad=True)
+        ty = theirs(torch.nn.functional, tx)
+        ty.backward(torch.tensor(gy))
+        return {"y": ty, "x.grad": tx.grad}
+
+    answer = reference(name, {"x": x.numpy(), "gy": gy}, torch_pool)
+    for a, b in ((y.numpy(), answer["y"]), (as_numpy(x.grad), answer["x.grad"])):
         assert a.shape == b.shape
         assert np.abs(a - b).max() <= 1e-10 * np.abs(b).max()
 
 
+def _name(*args):
+    """A file name for a pooling geometry: (3, 2), None, 1 -> '3x2-None-1'."""
+    return "-".join("x".join(map(str, a)) if isinstance(a, tuple) else str(a) for a in args)
+
+
 @pytest.mark.parametrize("k,s,p", POOLS)
 def test_max_and_avg_pool2d_match_torch(k, s, p, make, device):
-    pytest.importorskip("torch")
-    _compare_with_torch(lambda x: F.max_pool2d(x, k, s, p),
+    _compare_with_torch(f"pool/max-{_name(k, s, p)}", lambda x: F.max_pool2d(x, k, s, p),
                         lambda tf, x: tf.max_pool2d(x, k, s, p), make(2, 3, 7, 6))
-    _compare_with_torch(lambda x: F.avg_pool2d(x, k, s, p),
+    _compare_with_torch(f"pool/avg-{_name(k, s, p)}", lambda x: F.avg_pool2d(x, k, s, p),
                         lambda tf, x: tf.avg_pool2d(x, k, s, p), make(2, 3, 7, 6))
 
 
 def test_max_pool2d_ties_match_torch(device):
-    pytest.importorskip("torch")
     x = mg.tensor(np.random.default_rng(0).integers(0, 3, (2, 3, 7, 6)).astype(np.float64),
                   requires_grad=True, device=device)          # many ties
-    _compare_with_torch(lambda x: F.max_pool2d(x, 3, 1, 1), lambda tf, x: tf.max_pool2d(x, 3, 1, 1), x)
+    _compare_with_torch("pool/max-ties", lambda x: F.max_pool2d(x, 3, 1, 1),
+                        lambda tf, x: tf.max_pool2d(x, 3, 1, 1), x)
 
 
 @pytest.mark.parametrize("size", [1, (3, 2), (4, None), 5])
 def test_adaptive_avg_pool2d_matches_torch(size, make):
-    pytest.importorskip("torch")
-    _compare_with_torch(lambda x: F.adaptive_avg_pool2d(x, size),
+    _compare_with_torch(f"pool/adaptive_avg-{_name(size)}", lambda x: F.adaptive_avg_pool2d(x, size),
                         lambda tf, x: tf.adaptive_avg_pool2d(x, size), make(2, 3, 7, 6))
 
 

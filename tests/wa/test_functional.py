@@ -8,6 +8,7 @@ import pytest
 import minigrad as mg
 import minigrad.functional as F
 import wa.functional as WF
+from torch_reference import reference
 
 # Filter shapes (out, in, kh, kw) or (out, in): 1x1, 3x3 and 7x7 kernels, fan-in 1 to 576.
 SHAPES = [(4, 1, 1, 1), (3, 3, 1, 1), (2, 1, 3, 3), (2, 3, 7, 7), (2, 64, 3, 3), (3, 5)]
@@ -163,18 +164,22 @@ def test_weight_standardize_matches_numpy_ddof1(shape, device, rng):
 
 
 def test_weight_standardize_torch_formula():
-    torch = pytest.importorskip("torch")
     data = np.random.default_rng(3).standard_normal((8, 4, 3, 3))
-    t = torch.tensor(data, requires_grad=True)
-    d = t - t.mean(dim=(1, 2, 3), keepdim=True)
-    ref = d / (d.view(8, -1).std(dim=1).view(-1, 1, 1, 1) + 1e-5)   # the authors' code
     up = np.random.default_rng(4).standard_normal(data.shape)
-    ref.backward(torch.tensor(up))
+
+    def authors_code(torch, data, up):
+        t = torch.tensor(data, requires_grad=True)
+        d = t - t.mean(dim=(1, 2, 3), keepdim=True)
+        ref = d / (d.view(8, -1).std(dim=1).view(-1, 1, 1, 1) + 1e-5)   # the authors' code
+        ref.backward(torch.tensor(up))
+        return {"y": ref, "grad": t.grad}
+
+    theirs = reference("wa/weight_standardize", {"data": data, "up": up}, authors_code)
     w = mg.tensor(data, requires_grad=True)
     y = WF.weight_standardize(w)
     y.backward(up)
-    np.testing.assert_allclose(y.numpy(), ref.detach().numpy(), rtol=1e-12)
-    np.testing.assert_allclose(w.grad, t.grad.numpy(), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(y.numpy(), theirs["y"], rtol=1e-12)
+    np.testing.assert_allclose(w.grad, theirs["grad"], rtol=1e-9, atol=1e-12)
 
 
 def test_weight_standardize_relates_to_weight_align(rng):
