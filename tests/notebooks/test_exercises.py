@@ -47,6 +47,13 @@ WRONG = {   # a plausible mistake for each exercise
 }
 
 
+NEAR_MISSES = {   # wrong answers within a few percent of the right one: each checker rejects them
+    "relu_var_fraction": [2 / 3, 0.69],
+    "centred_variance_ratio": [lambda alpha: 1 / (3 * alpha),             # 1/3 for 1/2 - 1/(2 pi)
+                               lambda alpha: (1 - 1 / np.pi) / (2 * alpha) * 1.01],
+}
+
+
 @pytest.fixture(autouse=True)
 def _reader_mode(monkeypatch):
     monkeypatch.setattr(ex, "SOLUTIONS", False)
@@ -106,3 +113,8 @@ def test_every_notebook_has_two_open_exercises_with_checkers(path):
 def test_every_exercise_is_used():
     used = {n for p in NOTEBOOK_SOURCES for n in re.findall(r'ex\.check\("(\w+)"', p.read_text())}
     assert used == set(ex.EXERCISES)
+
+
+@pytest.mark.parametrize("name,wrong", [(n, w) for n, ws in NEAR_MISSES.items() for w in ws])
+def test_checker_rejects_a_near_miss(name, wrong):
+    assert ex.check(name, wrong, quiet=True) is False
