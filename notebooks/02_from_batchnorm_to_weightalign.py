@@ -202,8 +202,21 @@ assert abs(rows[2][6] - 1) < 0.02, "Kaiming: 2 E[y^2] = 1 (E[y^2] and Var[w] are
 # variance. WA sets $\sum_i w_i = 0$ exactly: the offset is gone, and so is the term. With
 # $\sum \hat w_i^2 = n\mathrm{Var}[\hat w] = 2$ (condition (9), $\gamma=1$), eq. (7) predicts
 # $2E[y^2]$ but the fixed, centred filter gives $2\mathrm{Var}[y]$, smaller by the factor
-# $\mathrm{Var}[y]/E[y^2] = (\tfrac12 - \tfrac1{2\pi})/\tfrac12 = 1 - 1/\pi \approx 0.682$ for the ReLU
-# of a centred Gaussian ($E[y]^2 = \tfrac{1}{2\pi}$, $E[y^2]=\tfrac12$).
+# $\mathrm{Var}[y]/E[y^2]$.
+#
+# **Exercise 2.1** (derive, then run). Derive that factor for $y = \mathrm{relu}(x)$,
+# $x \sim N(0, 1)$, as a number, before the next cells measure it (a Monte Carlo estimate good to
+# 0.5 % also passes; 2/3 does not).
+
+# %%
+relu_var_fraction = None   # YOUR CODE
+
+# %%
+ex.check("relu_var_fraction", ex.answer("relu_var_fraction", relu_var_fraction))
+
+# %% [markdown]
+# *Answer:* $E[y] = 1/\sqrt{2\pi}$ and $E[y^2] = \tfrac12$, so
+# $\mathrm{Var}[y]/E[y^2] = (\tfrac12 - \tfrac1{2\pi})/\tfrac12 = 1 - 1/\pi \approx 0.682$. Measured:
 
 # %%
 w_raw = rng.normal(0.05, 0.10, N_FAN)                          # one filter, drawn once
@@ -229,17 +242,6 @@ print(f"measured Var[x] / eq. (7) = {rows[1][3] / rows[1][5]:.4f};  Var[y]/E[y^2
 assert abs(w_wa.sum()) < 1e-12 and abs(N_FAN * w_wa.var() - 2) < 1e-3, "WA: sum 0, n Var = 2 (up to eps)"
 assert abs(rows[1][3] / rows[1][5] - (1 - 1 / np.pi)) < 4 * rows[1][4] / rows[1][5], "1 - 1/pi, 4 s.e."
 assert abs(Vy / Ey2 - (1 - 1 / np.pi)) < 0.01, "Var[y]/E[y^2] of relu(N(0,1)): s.e. ~0.002 at 20k x 64"
-
-# %% [markdown]
-# **Exercise 2.1.** The factor by which a fixed, exactly centred filter's output variance falls
-# short of eq. (7): $\mathrm{Var}[y]/E[y^2]$ for $y = \mathrm{relu}(x)$, $x\sim N(0,1)$. Derive it (a
-# number; a Monte Carlo estimate good to 0.5 % also passes).
-
-# %%
-relu_var_fraction = None   # YOUR CODE
-
-# %%
-ex.check("relu_var_fraction", ex.answer("relu_var_fraction", relu_var_fraction))
 
 # %% [markdown]
 # ## 5. The ReLU halving, and eq. (8)

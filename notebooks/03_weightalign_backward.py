@@ -73,6 +73,22 @@ def max_abs(a, b):
 # All filters of a layer are handled at once by viewing the weight `(out, in, kh, kw)` as an
 # `(out, n)` matrix, one filter per row; every mean and sum below runs along a row.
 #
+# **Exercise 3.1** (derive, then run). The convolution hands WA $G = \partial L/\partial \hat w$.
+# Derive $\partial L/\partial w$ through the six stages and write it for `(out, n)` arrays. The
+# checker compares it with the package's `WF.weight_align` (autograd) on three shapes and with
+# central differences of $L = \sum G \odot \hat w$ on a fourth. Derive it before reading on:
+# the derivation follows the checker.
+
+# %%
+def wa_backward(G, w, gamma, alpha=0.5, eps=1e-5):
+    # YOUR CODE: G, w (out, n), gamma (out,) -> dL/dw (out, n)
+    raise NotImplementedError
+
+
+# %%
+ex.check("wa_backward", ex.answer("wa_backward", wa_backward))
+
+# %% [markdown]
 # ### Backward, staged
 # The convolution hands us $G = \partial L/\partial \hat w$. Walk the stages backwards; each
 # line uses only the line before it and what the forward pass saved:
@@ -231,7 +247,30 @@ assert (grow > 0).all() and np.abs(grow / (0.01 * (g_rows ** 2).sum(1)) - 1).max
 
 
 # %% [markdown]
-# **Exercise 3.1** (Table IV's "scaling only" ablation). With centring switched off, WA is
+# **Exercise 3.2** (predict, then run). Training adds weight decay: SGD (PyTorch's rule,
+# `mg.optim.SGD`) adds $\lambda w$ to the gradient, keeps a momentum buffer
+# $b \leftarrow m b + g + \lambda w$, and steps $w \leftarrow w - \eta b$. Take a weight whose
+# loss gradient is exactly 0 (a filter whose output no loss depends on, say, because the $\gamma$ after it is
+# 0). Predict its update ratio $\lVert\Delta w\rVert / \lVert w\rVert$ per step once the buffer
+# has settled, as a function `(lr, momentum, weight_decay) -> ratio`; the checker runs the optimizer.
+# Notebook 05 reads this number off its diagnostic panels.
+
+# %%
+def zero_grad_update_ratio(lr, momentum, weight_decay):
+    # YOUR CODE
+    raise NotImplementedError
+
+
+# %%
+ex.check("zero_grad_update_ratio", ex.answer("zero_grad_update_ratio", zero_grad_update_ratio))
+
+# %% [markdown]
+# *Answer:* with $g = 0$ the buffer's fixed point is $b = \lambda w/(1 - m)$, so the ratio is
+# $\eta\lambda/(1-m)$: a weight that gets no loss gradient still moves, shrinking at a fixed rate.
+
+
+# %% [markdown]
+# **Exercise 3.3** (Table IV's "scaling only" ablation). With centring switched off, WA is
 # $\hat w = \gamma\, w/\rho$ with the same $\rho = \sqrt{\alpha n v + \epsilon}$ ($v$ still the variance
 # about the mean). Derive $\partial L/\partial w$ and write it for `(out, n)` arrays; the checker
 # compares it with autograd of `WF.weight_align(..., center=False)`.
@@ -323,20 +362,6 @@ for name, (to_rows, from_rows, package_fn) in layouts.items():
     shape = "x".join(map(str, to_rows(x).shape))
     print(f"{name:<18}{shape:>14}{max_abs(from_rows(y_rows), Y):>17.1e}{max_abs(gx, X.grad):>18.1e}")
     assert max(max_abs(from_rows(y_rows), Y), max_abs(gx, X.grad)) < 1e-12, name   # float64 rounding
-
-# %% [markdown]
-# **Exercise 3.2.** Write GroupNorm's forward (no affine) with the one kernel above, the NumPy
-# `normalize_rows` of this section: only a reshape in and out. The checker compares it with
-# `F.group_norm` for 1, 2, 3 and $C$ groups.
-
-# %%
-def group_norm_rows(x, groups, eps=1e-5):
-    # YOUR CODE: x (N, C, H, W) -> normalized x, same shape
-    raise NotImplementedError
-
-
-# %%
-ex.check("group_norm_rows", ex.answer("group_norm_rows", group_norm_rows))
 
 # %% [markdown]
 # One kernel, four layouts, and the package's ops agree with it to rounding error in both
