@@ -38,6 +38,7 @@ import minigrad as mg
 import minigrad.functional as F
 import wa.functional as WF
 import _exercises as ex                     # the exercises' checkers (notebooks/_exercises.py)
+from _quoted import quote                   # numbers the text quotes, asserted in full mode
 from minigrad import nn, viz
 
 QUICK = os.environ.get("WA_QUICK") == "1"   # quick mode: WA_QUICK=1; full mode: unset
@@ -316,7 +317,7 @@ ex.check("wa_backward_nocenter", ex.answer("wa_backward_nocenter", wa_backward_n
 #
 # (GN with $G=1$ is LN, with $G=C$ it is IN.) The package does the same with one `Normalize`
 # op in `minigrad/ops/norm.py` that reduces over a tuple of axes instead of reshaping (BN, GN and IN
-# run its channels-last fast path, `ChannelNormalize`). To read
+# run a channels-last fast path, in `minigrad/fast/norm.py`). To read
 # eqs. (1)-(2) as plain code first, see `minigrad/ops/norm_reference.py`: it forms
 # $\hat x = (x-\mu)/\sigma$ explicitly from basic ops and lets autograd do the backward, and
 # the tests check the fused op against it. Here is the kernel in NumPy, and the four layouts
@@ -433,6 +434,7 @@ for scale in [1.0, np.sqrt(2 / n), 1e-2, 1e-3, 1e-4, 1e-5]:
     ws_ratio[scale] = np.median(default) / ref
 assert abs(ws_ratio[np.sqrt(2 / n)] - 1) < 1e-4 and abs(ws_ratio[1e-2] - 1) < 1e-3, "default eps: 1e-4, 1e-3"
 assert 0.85 < ws_ratio[1e-3] < 0.9 and 0.15 < ws_ratio[1e-4] < 0.25, "13 % off at 1e-3, a fifth at 1e-4"
+quote("WA's shortfall against WS at std 1e-3 (default eps)", 1 - ws_ratio[1e-3], "13 %", 0.005)
 
 # %% [markdown]
 # With $\epsilon = 0$ the identity holds at every scale; with the default $\epsilon$ the two agree
@@ -636,7 +638,7 @@ def show(dot_text, stem):
 # ### One block: `WAConv2d` → GroupNorm → ReLU
 # The parameters carry their module names (`conv.weight`, `conv.gamma`, `norm.weight`, ...)
 # because the module is passed to the drawing. WA is one op between the raw weight and the
-# convolution; the activation norm appears as one op of section 2 (`ChannelNormalize`).
+# convolution; the activation norm appears as one op of section 2 (the fast path's).
 
 # %%
 class Block(nn.Module):
