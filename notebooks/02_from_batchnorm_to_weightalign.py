@@ -31,6 +31,7 @@
 # uses fewer samples and smaller inputs.
 
 # %%
+import math
 import os
 import time
 
@@ -42,6 +43,7 @@ import minigrad.functional as F
 import wa
 import wa.functional as WF
 import _exercises as ex                     # the exercises' checkers (notebooks/_exercises.py)
+from _quoted import quote                   # numbers the text quotes, asserted in full mode
 from _show import table                     # aligned tables of numbers (notebooks/_show.py)
 from wa import plotstyle
 
@@ -321,6 +323,7 @@ print("\nWA forgets the raw filter's offset and scale (eps = 0): max |WA(3.7 w -
 assert np.abs(w_hat.mean(axis=1)).max() < 1e-12, "WA: every filter has mean 0"
 assert np.allclose(n / 2 * w_hat.var(axis=1), g.numpy() ** 2 * (n / 2 * v) / (n / 2 * v + 1e-5), rtol=1e-9)
 assert 0.85 < n / 2 * w_hat[4].var() < 0.9, "filter 4: about 87 % of the target (eps)"
+quote("filter 4: n/2 Var[w_hat] against the target 1", n / 2 * w_hat[4].var(), "87 %", 0.01)
 assert np.abs(affine - WF.weight_align(raw, g, eps=0.0).numpy()).max() < 1e-12
 
 
@@ -430,6 +433,11 @@ for r in rows[1:]:   # the reading below; WA drift < 0.05 std (quick: 8 images o
     assert 0.7 < r[4] < 1.1 and r[3] > 0.45, ("Kaiming: pooled Var roughly kept, drift >= ~0.5", r)
     assert r[7] < (0.06 if QUICK else 0.05) and abs(r[8] - (1 - 1 / np.pi)) < 0.04, ("WA", r)
 assert all(a[2] > b[2] for a, b in zip(rows, rows[1:])), "Kaiming: within-channel variance shrinks"
+quote("smallest drift, Kaiming, layers 2-7", min(r[3] for r in rows[1:]), "0.5", 0.05)
+quote("smallest drift, WA, layers 2-7", min(r[7] for r in rows[1:]), "0.01", 0.005)
+quote("largest drift, WA, layers 2-7", max(r[7] for r in rows[1:]), "0.04", 0.005)
+quote("smallest ratio, WA, layers 2-7", min(r[8] for r in rows[1:]), "0.66", 0.005)
+quote("largest ratio, WA, layers 2-7", max(r[8] for r in rows[1:]), "0.68", 0.005)
 print(f"({time.perf_counter() - t:.1f} s)")
 
 # %% [markdown]
@@ -497,6 +505,12 @@ for _, e8, e7, cen, per, meas, cmean, cstd, cbar in rows:
     assert abs(cen / per - 1) < (0.03 if QUICK else 0.02), "centred vs per input: a percent or two"
     assert -0.04 < cmean < 0 and 0.03 < cstd < 0.15 and cbar < 0, "correlation term"
 assert 0.5 < np.mean([r[6] for r in rows]) / np.mean([r[8] for r in rows]) < 2, "-c_bar: the mean's size"
+quote("correlation term, mean over channels, smallest in size", min(-r[6] for r in rows), "0.5 %", 0.001)
+quote("correlation term, mean over channels, largest in size", max(-r[6] for r in rows), "3 %", 0.005)
+quote("correlation term, std over channels, smallest", min(r[7] for r in rows), "4 %", 0.005)
+quote("correlation term, std over channels, largest", max(r[7] for r in rows), "12 %", 0.005)
+quote("correlation term, largest in size at layer 2", np.abs(corr_terms[2]).max(), "35 %", 0.005)
+quote("correlation term, largest in size at layer 7", np.abs(corr_terms[7]).max(), "11 %", 0.005)
 print("\ncorrelation of neighbouring pixels of one input channel, layers 2..7:")
 print("  mean over channels:", np.round([c.mean() for c in nb_corr], 3))
 print("  std over channels: ", np.round([c.std() for c in nb_corr], 3))
@@ -534,7 +548,7 @@ plt.show()
 #   explains the 0.68.
 # * **centred vs per input**: a percent or two, from the zero padding and unequal channels.
 # * **per input vs measured**: the correlation term. Its mean over channels is small (-0.5 % to
-#   -3 %); per channel it reaches about $\pm$30 % at layer 2 and $\pm$10 % at layer 7 (left plot).
+#   -3 %); per channel it reaches $\pm$35 % at layer 2 and $\pm$11 % at layer 7 (left plot).
 #   Neighbouring pixels share 6 of 9 inputs, and the channels at a pixel share a patch, so inputs
 #   are correlated, and a filter amplifies or cancels them depending on how its weights line up.
 #   If every pair of inputs had the same covariance $\bar c$, a centred filter would give
@@ -642,13 +656,15 @@ for n_in in (9, 36, 144, 576):
                  np.sqrt((formula ** 2).mean()), rms, predicted, n_in * rms])
 table(["n", "max |meas. - formula|", "rms skew, 8 filters", "formula, same 8", "rms, 4000 filters",
        "sqrt(6) skew(y)/n", "n * rms"], rows)
+quote("leading order over rms, n = 9, minus 1", rows[0][5] / rows[0][4] - 1, "40 %", 0.01)
+quote("leading order over rms, n = 36, minus 1", rows[1][5] / rows[1][4] - 1, "8 %", 0.005)
 print(f"skew(y) = {skew_y:.3f};  Monte Carlo s.e. of one skewness ({S_SK} draws): {np.sqrt(6 / S_SK):.4f}")
 
 # %% [markdown]
 # The formula matches each filter to within three Monte Carlo standard errors here (the assert
 # allows five, for the largest of 32) (at $n = 576$ the
 # skew itself is below that error), and $n\cdot\mathrm{rms}$ settles to a constant: the $1/n$ law,
-# whose leading order is 40 % high at $n = 9$ and within 10 % from $n = 36$. In the WA network each
+# whose leading order is 40 % high at $n = 9$ and 8 % high at $n = 36$. In the WA network each
 # channel therefore has its own small skew, and the ReLU halving holds per channel only
 # approximately. Both measured at layer 3 of the plain8 WA net (the layer Fig. 2 shows):
 
@@ -679,6 +695,12 @@ se_sk = np.sqrt(6 / a[:, 0].size)   # quick mode's 8 images: the spread is close
 assert abs(skew(a.ravel())) < 0.05 and abs(half.mean() - 0.51) < 0.01, "pooled: symmetric, halving 0.51"
 assert sk.std() > (1 if QUICK else 2) * se_sk and np.abs(half - 0.5).max() < 0.15, "per channel"
 assert np.corrcoef(half, off)[0, 1] > 0.9 > abs(np.corrcoef(half, sk)[0, 1]), "the mean drives it"
+quote("halving E[y^2]/Var[x], mean over channels, layer 3", half.mean(), "0.51", 0.005)
+quote("halving, smallest channel, layer 3", half.min(), "0.44", 0.005)
+quote("halving, largest channel, layer 3", half.max(), "0.61", 0.005)
+mu_ = 0.1                           # a N(0.1, 1) channel: E[relu(x)^2] = (1 + mu^2) Phi(mu) + mu phi(mu)
+Phi, phi = 0.5 * (1 + math.erf(mu_ / math.sqrt(2))), math.exp(-mu_ ** 2 / 2) / math.sqrt(2 * math.pi)
+quote("E[relu(x)^2] / Var[x] of N(0.1, 1)", (1 + mu_ ** 2) * Phi + mu_ * phi, "58 %", 0.005)
 
 # %% [markdown]
 # The per-channel skew here is about five times the $\sqrt6\,\mathrm{skew}(y)/n$ that the table
@@ -709,9 +731,9 @@ assert QUICK or sk.std() > 2 * sk_indep.std(), "full mode: the correlation makes
 # So the gap is the correlation between the inputs of a patch, not a flaw of the $1/n$ law.
 # Pooled over the layer, the pre-activation is symmetric (skew near 0) and the halving holds on
 # average (0.51), as the supplementary says. Per channel, the skew is a few hundredths (larger than
-# the sampling error), and the halving ranges over roughly $\pm$20 %. The colour shows what drives
-# most of that spread: the small leftover channel mean of section 7c (a channel at $+0.1$ std keeps
-# about 60 % of its second moment after the ReLU instead of 50 %), more than the skew. The symmetric
+# the sampling error), and the halving ranges from 0.44 to 0.61 over channels. The colour shows
+# what drives most of that spread: the small leftover channel mean of section 7c (a channel at
+# $+0.1$ std keeps 58 % of its second moment after the ReLU instead of 50 %), more than the skew. The symmetric
 # model of eq. (8) is right for the layer as a whole and only approximately right for each channel.
 
 # %% [markdown]
@@ -733,7 +755,9 @@ assert QUICK or sk.std() > 2 * sk_indep.std(), "full mode: the correlation makes
 
 # %%
 assert 6e-3 < (1 - 1 / np.pi) ** 13 < 8e-3 and 0.5e-8 < (1 - 1 / np.pi) ** 48 < 1.5e-8     # the text above
-assert abs(1 / np.sqrt(1 - 1 / np.pi) - 1.21) < 0.005
+quote("1 / sqrt(1 - 1/pi)", 1 / np.sqrt(1 - 1 / np.pi), "1.21", 0.005)
+quote("1 - 1/pi", 1 - 1 / np.pi, "0.682", 0.0005)
+quote("1/2 - 1/(2 pi)", 0.5 - 0.5 / np.pi, "0.3408", 0.00005)
 
 
 # %% [markdown]
@@ -760,7 +784,7 @@ ex.check("centred_variance_ratio", ex.answer("centred_variance_ratio", centred_v
 # | (1)-(2) | BN: $\hat x = (x-\mu_B)/\sigma_B$, $r = \gamma\hat x+\beta$ | exact | exact (it measures) |
 # | (3) | $x = \mathbf w\cdot\mathbf y$ | exact | exact (im2col row $\cdot$ filter) |
 # | (4) | $E[x] = nE[w]E[y]$ | holds | holds with the filter's own mean; with WA $E[x_c]=\sum \hat w_iE[y_i]$, small but $\neq 0$ because inputs do not share one mean |
-# | (5), (7) | $\mathrm{Var}[x] = n\mathrm{Var}[w]E[y^2]$ | holds | over-predicts: its $n\mathrm{Var}[w]E[y]^2$ part is the spread of the channel *means*; with WA the variance is $\sum\hat w_i^2\mathrm{Var}[y]$, i.e. $\times(1-1/\pi)$, plus a per-channel correlation term (std 4-12 % over channels, mean -0.5 to -3 %) |
+# | (5), (7) | $\mathrm{Var}[x] = n\mathrm{Var}[w]E[y^2]$ | holds | over-predicts: its $n\mathrm{Var}[w]E[y]^2$ part is the spread of the channel *means*; with WA the variance is $\sum\hat w_i^2\mathrm{Var}[y]$, i.e. $\times(1-1/\pi)$, plus a per-channel correlation term (std 4 % to 12 % over channels, mean -0.5 % to -3 %) |
 # | (6) | $E[w]=0$ | in distribution | exactly, per filter; removes the drift (0.01-0.04 std, against 0.5-1 for Kaiming) |
 # | (8) | ReLU halving, variance kept | holds (ratio 1, symmetric $x$) | ratio $\approx 0.66$-$0.68$ per layer; halving holds on average, per channel only approximately |
 # | (9)-(10) | $\tfrac n2\mathrm{Var}[\hat w]=\gamma^2$ | - | exact up to $\epsilon$ |
