@@ -9,23 +9,17 @@
 # %% [markdown]
 # # 01 · Convolution as one matrix product: im2col and col2im
 #
-# WeightAlign's analysis starts from one output value of a conv layer, eq. (3):
-# $x = \mathbf w \cdot \mathbf y$, the dot product of one filter $\mathbf w$ with the co-located
-# patch $\mathbf y$ of its input, $k \times k$ pixels of all $C$ input channels. Lay every patch out
-# as a row of a matrix (**im2col**) and every filter as a column of a weight matrix, and the product
-# of the two is the whole conv output: each entry is one eq. (3). The length of a row, $k^2 C$, is
-# the fan-in $n$ of eqs. (4)-(10): the number of terms in the sum whose mean and variance
-# WeightAlign controls through the weights, and the length of the filter WA centres and scales.
-# The backward pass needs the transpose of the layout (**col2im**).
+# WeightAlign starts from eq. (3): one conv output $x = \mathbf w \cdot \mathbf y$, a filter
+# $\mathbf w$ dotted with the co-located patch $\mathbf y$ ($k \times k$ pixels of all $C$ input
+# channels). Lay every patch out as a row of a matrix (**im2col**) and every filter as a column of a
+# weight matrix: their product is the whole conv output, one eq. (3) per entry. A row's length,
+# $k^2 C$, is the fan-in $n$ of eqs. (4)-(10), the length of the filter WA centres and scales. The
+# backward pass needs the transpose of the layout (**col2im**).
 #
-# **Names.** This notebook, like PyTorch and `minigrad`, calls the conv input `x` and its output
-# `y`; the paper's eq. (3) calls the input patch $\mathbf y$ and the output $x$. Notebooks 02-05
-# use the paper's names.
-#
-# Below: the layout on examples small enough to print, a check against the definition, col2im as
-# the adjoint of im2col and hence the backward pass, the cost in memory, and (appendix) the
-# kernel-row algorithm and the time. Symbols: [NOTATION.md](NOTATION.md). The layout
-# (`minigrad/ops/conv.py`):
+# **Names.** Here, as in PyTorch, `x` is the conv input and `y` its output; the paper's eq. (3)
+# calls the patch $\mathbf y$ and the output $x$, as notebooks 02-05 do. Symbols:
+# [NOTATION.md](NOTATION.md); the kernel-row algorithm and the timings are in the appendix. The
+# layout (`minigrad/ops/conv.py`):
 #
 #     cols = im2col(x)  has shape (N*Ho*Wo, kh*kw*C)
 #     row  (n*Ho + ho)*Wo + wo      is output pixel (n, ho, wo): one patch, the paper's y
@@ -218,10 +212,8 @@ table(["geometry", "output shape", "max |cols @ W_mat - loop|", "max |F.conv2d -
 assert max(max(r[2], r[3]) for r in rows) < 1e-12, "im2col conv != loop (float64 rounding is ~1e-15)"
 
 # %% [markdown]
-# Identical to rounding (float64, ~1e-15). `F.conv2d` does the same product with two refinements
-# (see the module docstring): it works channels-last inside (a patch row is contiguous in memory,
-# and the product's result already *is* the output in NHWC memory, returned as an NCHW-shaped view),
-# and with `groups > 1` it runs one batched product per group.
+# Identical to rounding. `F.conv2d` does the same product channels-last (a patch row is contiguous,
+# and the result already *is* the output in NHWC memory), one batched product per group.
 #
 # ## 3. col2im is the adjoint of im2col
 #
@@ -512,19 +504,15 @@ plt.show()
 # %% [markdown]
 # Reading the numbers (the stored output; they depend on the machine and its load):
 #
-# * the Python loop runs at a few tenths of a GFLOP/s at most: one small dot product and a few array views per
-#   iteration. im2col turns the same arithmetic into one BLAS call, tens to hundreds of times faster,
-#   and the gap grows with the layer (more work per call, the same Python overhead);
-# * `F.conv2d` comes close to the throughput of a bare matrix product of the same shape. On the im2col path (the last two rows) its time is close to *matrix product + im2col*:
-#   the gap is the strided copy that builds the matrix, which moves $k^2 = 9$ times the input's
-#   bytes and is limited by memory bandwidth, not by arithmetic. The copy matters most where the
-#   product is cheap relative to it (few channels), which is where `conv2d` takes the row path of
-#   A.1 instead (the first two rows): it copies a third as much and comes close to the bare
-#   product;
+# * the Python loop stays below a GFLOP/s; im2col makes the same arithmetic one BLAS call, tens to
+#   hundreds of times faster, more so for larger layers;
+# * `F.conv2d` comes close to a bare matrix product of the same shape. On the im2col path (the last
+#   two rows) its time is about *matrix product + im2col*: the copy moves $k^2 = 9$ times the
+#   input's bytes at memory speed. Where that copy dominates (few channels, the first two rows)
+#   `conv2d` takes the kernel-row path of A.1, which copies a third as much;
 # * forward plus backward runs at about the forward rate per flop: the backward pass is two products
-#   of the same size, one for the weight gradient (with the saved matrix) and one for the input
-#   gradient (for these stride-1 layers, the flipped-kernel convolution of section 3, which builds
-#   its own im2col matrix of the upstream gradient).
+#   of the same size (weight gradient, and for stride 1 the flipped-kernel convolution of
+#   section 3).
 
 # %%
 print(f"notebook ran in {time.perf_counter() - T0:.1f} s ({'QUICK' if QUICK else 'full'} mode)")

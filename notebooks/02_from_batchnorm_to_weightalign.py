@@ -9,12 +9,10 @@
 # %% [markdown]
 # # 02 · From BatchNorm to WeightAlign, one equation at a time
 #
-# BatchNorm keeps every channel of a conv layer at mean 0 and variance 1 by *measuring* it on the
-# mini-batch. WeightAlign (WA) gets the same from the **weights alone**: write the channel's mean
-# and variance as functions of the filter, then choose the filter so that they come out right.
-# This notebook follows that argument through eqs. (1)-(14) and checks each step by Monte Carlo with
-# the package's ops, measured and predicted side by side. Symbols: [NOTATION.md](NOTATION.md);
-# im2col: notebook 01.
+# BatchNorm keeps every channel at mean 0 and variance 1 by *measuring* the mini-batch. WeightAlign
+# (WA) gets the same from the **weights alone**: write the channel's mean and variance as functions
+# of the filter, and choose the filter so they come out right. We follow eqs. (1)-(14) and check
+# each step by Monte Carlo. Symbols: [NOTATION.md](NOTATION.md); im2col: notebook 01.
 #
 # Two settings are kept apart, because they do not always agree: **the paper's model**, in which
 # weights are random, independent of the inputs, and expectations run over both (eqs. (4)-(8));
@@ -197,11 +195,10 @@ assert abs(rows[2][6] - 1) < 0.02, "Kaiming: 2 E[y^2] = 1 (E[y^2] and Var[w] are
 # $$E[y]^2\Big(\sum_i w_i^2 - \tfrac1n\big(\textstyle\sum_i w_i\big)^2\Big) = n\,v\,E[y]^2,
 # \qquad v = \text{the filter's variance}.$$
 #
-# Where does that term live in the paper's model? With a random filter, $\sum_i w_i$ changes from draw
-# to draw ($\mathrm{Var}[\sum w_i] = n\mathrm{Var}[w]$), and so does the conditional mean
-# $E[y]\sum_i w_i$. Eq. (5) counts that spread of the *means* as variance. In a network the filter is
-# drawn once, so the same quantity appears as a fixed offset of the channel's mean (a drift), not as
-# variance. WA sets $\sum_i w_i = 0$ exactly: the offset is gone, and so is the term. With
+# In the paper's model the filter is redrawn, so the conditional mean $E[y]\sum_i w_i$ spreads
+# from draw to draw, and eq. (5) counts that spread as variance. In a network the filter is drawn
+# once: the same quantity is a fixed offset of the channel's mean (a drift). WA sets
+# $\sum_i w_i = 0$ exactly: the offset is gone, and so is the term. With
 # $\sum \hat w_i^2 = n\mathrm{Var}[\hat w] = 2$ (condition (9), $\gamma=1$), eq. (7) predicts
 # $2E[y^2]$ but the fixed, centred filter gives $2\mathrm{Var}[y]$, smaller by the factor
 # $\mathrm{Var}[y]/E[y^2]$.
@@ -441,12 +438,10 @@ quote("largest ratio, WA, layers 2-7", max(r[8] for r in rows[1:]), "0.68", 0.00
 print(f"({time.perf_counter() - t:.1f} s)")
 
 # %% [markdown]
-# Section 4 at network scale. The Kaiming net keeps its *pooled* variance roughly constant, as
-# eq. (8) promises, but a growing part of it is the spread of the channel means (each filter's
-# random $\sum_i w_i$ sets its channel's offset: a drift of half a std or more), so the variance
-# *within* a channel shrinks. WA removes the drift (eq. (6)) and with it that part: the ratio is
-# close to $1-1/\pi$. (Layer 1 sees the raw $N(0,1)$ input, no ReLU, so $n\mathrm{Var}[w] = 2$
-# doubles its variance; the paper keeps that initialisation there too.)
+# Section 4 at network scale: Kaiming keeps the *pooled* variance, but a growing part of it is
+# the drift of the channel means (each filter's random $\sum_i w_i$), so the variance *within* a
+# channel shrinks. WA removes the drift and that part with it: the ratio is close to $1-1/\pi$.
+# (Layer 1 sees the raw input, no ReLU, so $n\mathrm{Var}[w] = 2$ doubles its variance.)
 #
 # ### 7c. Where exactly the WA net's variance goes
 #
@@ -739,19 +734,15 @@ assert QUICK or sk.std() > 2 * sk_indep.std(), "full mode: the correlation makes
 # %% [markdown]
 # ## 9. What it means for a deep WA network
 #
-# This is the one place this notebook tells the story of $\gamma$ and $1-1/\pi$. WA's $\gamma$
-# starts at 1, so at initialisation, under eq. (9)'s $\tfrac n2$, every WA layer multiplies the
-# variance by about $1-1/\pi$ (up to a few percent of correlation and padding effects): $0.68^{L}$
-# over $L$ layers, $7\cdot10^{-3}$ after 13 (VGG16), $10^{-8}$ after 48. What would offset it: a
-# $\gamma$ *started* at $1/\sqrt{1-1/\pi}\approx 1.21$ (equivalently $\alpha = \tfrac12(1-1/\pi)$
-# in (9)); **a following activation norm** (GN+WA, the paper's best combination); and, for the
-# prediction only, **positive homogeneity** (a global scale of a bias-free ReLU net's activations
-# does not change its argmax). Whether training grows a $\gamma$ started at 1 to make up for the
-# factor is measured in notebook 05, not assumed here.
+# WA's $\gamma$ starts at 1, so at initialisation, under eq. (9)'s $\tfrac n2$, every WA layer
+# multiplies the variance by about $1-1/\pi$: $0.68^{L}$ over $L$ layers, $7\cdot10^{-3}$ after
+# 13 (VGG16), $10^{-8}$ after 48. What offsets it: a $\gamma$ *started* at
+# $1/\sqrt{1-1/\pi}\approx 1.21$ (or $\alpha = \tfrac12(1-1/\pi)$ in (9)); a following
+# activation norm (GN+WA); and, for the argmax only, the positive homogeneity of a bias-free ReLU
+# net. Whether training grows a $\gamma$ started at 1 to make up for it is notebook 05's
+# measurement, not assumed here.
 #
-# Notebook 04 (section 5) runs plain8 with these: $\alpha = \tfrac12(1-1/\pi)$, the same as
-# $\gamma$ started at $1/\sqrt{1-1/\pi}$, keeps the variance of a centred net about constant,
-# and GN+WA keeps it exactly (its section 4).
+# Notebook 04 runs plain8 with these (its sections 4-5).
 
 # %%
 assert 6e-3 < (1 - 1 / np.pi) ** 13 < 8e-3 and 0.5e-8 < (1 - 1 / np.pi) ** 48 < 1.5e-8     # the text above
@@ -790,10 +781,8 @@ ex.check("centred_variance_ratio", ex.answer("centred_variance_ratio", centred_v
 # | (9)-(10) | $\tfrac n2\mathrm{Var}[\hat w]=\gamma^2$ | - | exact up to $\epsilon$ |
 # | (11)-(14) | symmetric weight $\Rightarrow$ symmetric $x$ | holds | across channels; within a channel $\mathrm{skew} = \sum\hat w_i^3\kappa_3/(\dots)^{3/2}\neq 0$, of order $1/n$ for independent inputs, larger for the correlated inputs of a patch (section 8) |
 #
-# WA does what it is for: every channel is centred, by construction, on every batch, with no batch
-# statistics. The variance bookkeeping of eq. (8) is off by a constant factor $1-1/\pi$ per layer for
-# exactly centred filters with $\gamma = 1$, the initialisation; a $\gamma$ started at
-# $1/\sqrt{1-1/\pi}$ or a following norm removes it (section 9).
+# WA centres every channel by construction, with no batch statistics; eq. (8)'s variance is off by
+# $1-1/\pi$ per layer at initialisation ($\gamma = 1$), which section 9's remedies remove.
 
 # %%
 print(f"notebook ran in {time.perf_counter() - T0:.1f} s ({'QUICK' if QUICK else 'full'} mode)")

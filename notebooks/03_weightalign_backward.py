@@ -10,12 +10,9 @@
 # # 03 · The backward pass of WeightAlign, derived by hand
 #
 # WeightAlign (WA) re-parameterizes every filter before the convolution uses it (eq. 10), so the
-# gradient the convolution sends to the aligned filter $\hat w$ has to be carried back to the raw
-# filter $w$ the optimizer updates. This notebook derives that backward pass by hand (staged, then
-# closed form) and checks it against the package; shows BN, GN, LN and IN as one kernel on four
-# layouts, and WA as the same kernel on the weight matrix; checks every gradient by finite
-# differences, plants a wrong backward and names it with `mg.gradcheck_graph`; and draws the graphs.
-# Symbols: [NOTATION.md](NOTATION.md).
+# gradient that reaches the aligned filter $\hat w$ must be carried back to the raw filter $w$.
+# You derive that backward pass (exercise 3.1), then we check it, show BN, GN, LN, IN and WA as one
+# kernel, catch a planted wrong backward, and draw the graphs. Symbols: [NOTATION.md](NOTATION.md).
 #
 # **Stored outputs:** full mode (`WA_QUICK` unset), 2-core CPU, float64, seed 0. `WA_QUICK=1`
 # (the test suite) only shrinks the timing of section 6.
@@ -248,13 +245,11 @@ assert (grow > 0).all() and np.abs(grow / (0.01 * (g_rows ** 2).sum(1)) - 1).max
 
 
 # %% [markdown]
-# **Exercise 3.2** (predict, then run). Training adds weight decay: SGD (PyTorch's rule,
-# `mg.optim.SGD`) adds $\lambda w$ to the gradient, keeps a momentum buffer
-# $b \leftarrow m b + g + \lambda w$, and steps $w \leftarrow w - \eta b$. Take a weight whose
-# loss gradient is exactly 0 (a filter whose output no loss depends on, say, because the $\gamma$ after it is
-# 0). Predict its update ratio $\lVert\Delta w\rVert / \lVert w\rVert$ per step once the buffer
-# has settled, as a function `(lr, momentum, weight_decay) -> ratio`; the checker runs the optimizer.
-# Notebook 05 reads this number off its diagnostic panels.
+# **Exercise 3.2** (predict, then run). SGD with weight decay (`mg.optim.SGD`, PyTorch's rule)
+# keeps a buffer $b \leftarrow m b + g + \lambda w$ and steps $w \leftarrow w - \eta b$. For a
+# weight whose loss gradient $g$ is exactly 0 (say, the $\gamma$ after it is 0), predict the
+# update ratio $\lVert\Delta w\rVert / \lVert w\rVert$ per step once $b$ has settled, as a
+# function `(lr, momentum, weight_decay) -> ratio`; the checker runs the optimizer.
 
 # %%
 def zero_grad_update_ratio(lr, momentum, weight_decay):
@@ -315,13 +310,10 @@ ex.check("wa_backward_nocenter", ex.answer("wa_backward_nocenter", wa_backward_n
 # | InstanceNorm | `x.reshape(N*C, H*W)` | one sample and channel |
 # | GroupNorm ($G$ groups) | `x.reshape(N*G, (C//G)*H*W)` | one sample and group of $C/G$ channels |
 #
-# (GN with $G=1$ is LN, with $G=C$ it is IN.) The package does the same with one `Normalize`
-# op in `minigrad/ops/norm.py` that reduces over a tuple of axes instead of reshaping (BN, GN and IN
-# run a channels-last fast path, in `minigrad/fast/norm.py`). To read
-# eqs. (1)-(2) as plain code first, see `minigrad/ops/norm_reference.py`: it forms
-# $\hat x = (x-\mu)/\sigma$ explicitly from basic ops and lets autograd do the backward, and
-# the tests check the fused op against it. Here is the kernel in NumPy, and the four layouts
-# checked against the package's four functions, forward and backward:
+# (GN with $G=1$ is LN, with $G=C$ it is IN.) The package's `Normalize` op
+# (`minigrad/ops/norm.py`) reduces over a tuple of axes instead of reshaping;
+# `minigrad/ops/norm_reference.py` writes eqs. (1)-(2) from basic ops, for reading. The kernel in
+# NumPy, and the four layouts against the package, forward and backward:
 
 # %%
 def normalize_rows(X, eps=1e-5):
@@ -778,10 +770,6 @@ if not QUICK:   # best-of timings, the gap is 1.3-3x; checked on the full run on
     assert cost["fused"][2] < cost["composed"][2], cost
 
 # %% [markdown]
-# In a network the re-parameterization is small next to the convolution (a `3x3` conv over a
-# `32x32` map does about 1000 multiply-adds per weight per sample): what counts is one op, one
-# derivation, one place to check.
-#
 # ## Summary
 #
 # * WA's backward, staged through $\mu, d, v, \rho, u, \hat w$, collapses to
@@ -793,5 +781,5 @@ if not QUICK:   # best-of timings, the gap is 1.3-3x; checked on the full run on
 #   GroupNorm of the weights, with $\epsilon$ rescaled); WS differs by $\sqrt{2/(n-1)}$ (target
 #   variance and unbiased estimator) and by where $\epsilon$ sits, which only matters once the
 #   filter has shrunk by orders of magnitude.
-# * Every backward passes a finite-difference check; a planted slip (the mean treated as a
-#   constant) fails it, and `mg.gradcheck_graph` names the student's op and its line.
+# * Every backward passes a finite-difference check; a planted slip fails it, and
+#   `mg.gradcheck_graph` names the op and its line.

@@ -119,11 +119,10 @@ for layer in LAYERS:
 # the first 8 of the 10 logits): that channel's values over the batch and all positions. The
 # x-axis is shared down each column; a narrow spike is a nearly constant channel.
 #
-# **Caveat for the classifier column.** `plain8` averages the last feature map over all 32 x 32
-# positions before its classifier, and that average is nearly the same for every noise input: at
-# initialisation *every* spec, BN included, gives a nearly constant output (one class takes the
-# whole batch). The paper reads a constant output as the baseline's failure alone; here that
-# reading shows only without the averaging (section 4).
+# **Caveat for the classifier column.** `plain8` averages the last feature map over all positions
+# before its classifier, and that average barely changes between noise inputs, so *every* spec,
+# BN included, gives a nearly constant output. The paper's reading (a constant output is the
+# baseline's failure) shows only without the averaging (section 4).
 
 # %%
 COLORS = plotstyle.COLORS
@@ -188,10 +187,8 @@ for spec in ("bn", "in", "bn+wa", "in+wa"):     # standardized per channel, to f
 
 
 # %% [markdown]
-# The same statistics at every conv layer, one panel per spec, with the root mean square of all
-# values $\sqrt{E[x^2]}$ (channel means and spread within channels together). `at_init` records
-# only the figure's four layers, so the models are called directly here, and checked to agree
-# with the table at those four.
+# The same statistics at every conv layer, one panel per spec, with the root mean square
+# $\sqrt{E[x^2]}$ of all values (the models called directly, checked against the table).
 
 # %%
 def all_layers(spec, x):
