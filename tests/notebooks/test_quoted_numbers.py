@@ -61,7 +61,7 @@ def markdown_numbers(nb):
     for cell in nb["cells"]:
         if cell["cell_type"] != "markdown":
             continue
-        text = re.sub(r"Exercise \d+\.\d+", "", "".join(cell["source"]))
+        text = re.sub(r"(exercise|section|appendix) [A-Z]?\d*\.\d+", "", "".join(cell["source"]), flags=re.I)
         text = LATEX_NOISE.sub(" ", text)
         for number, percent in NUMBER.findall(text):
             if percent or "." in number:
