@@ -218,12 +218,11 @@ print("dL/dgamma staged vs finite differences, relative error:", f"{fd_errors[1]
 assert max(fd_errors) < 1e-7, "central differences with step 1e-6 resolve ~1e-10 in float64"
 
 # %% [markdown]
-# The two directions the closed form removes, measured. Per filter, the gradient sums to zero
-# (it cannot move the mean), and it is orthogonal to the centred filter $d$ (it cannot, to first
-# order, change its length; the leftover is of order $\epsilon/\rho^2$). So a plain SGD step
-# $w \leftarrow w - \eta\,\partial L/\partial w$ (no weight decay) keeps each filter's mean and
-# lengthens $d$: $\lVert d'\rVert^2 = \lVert d\rVert^2 + \eta^2\lVert\partial L/\partial w\rVert^2$, so
-# later steps of the same size turn the filter less. Measured for one step, $\eta = 0.1$:
+# The two directions the closed form removes, measured: per filter the gradient sums to zero and
+# is orthogonal to the centred filter $d$ (up to order $\epsilon/\rho^2$). So a plain SGD step
+# keeps each filter's mean and lengthens $d$,
+# $\lVert d'\rVert^2 = \lVert d\rVert^2 + \eta^2\lVert\partial L/\partial w\rVert^2$, and later
+# steps of the same size turn the filter less. One step, $\eta = 0.1$:
 
 # %%
 g_rows = gw_closed
@@ -357,9 +356,8 @@ for name, (to_rows, from_rows, package_fn) in layouts.items():
     assert max(max_abs(from_rows(y_rows), Y), max_abs(gx, X.grad)) < 1e-12, name   # float64 rounding
 
 # %% [markdown]
-# One kernel, four layouts, and the package's ops agree with it to rounding error in both
-# directions. (The package's ops also take the per-channel affine $\gamma \hat x + \beta$ of
-# eq. 2, left out here; its gradients are checked in section 4.)
+# The package's ops agree with the kernel to rounding, both directions (their affine
+# $\gamma \hat x + \beta$ of eq. 2 is checked in section 4).
 #
 # ## 3. WA, Weight Standardization, and a group norm over the weight matrix
 #
@@ -709,13 +707,10 @@ show(two_graphs(viz.to_dot(composed), viz.to_dot(fused),
      "composed_vs_fused")
 
 # %% [markdown]
-# The left graph is eq. (10) as written, and autograd's backward through it is section 1's staged
-# derivation, one primitive op per step (`Mean` $\mu$, `Sub` $d$, `Mul`/`Mean` $v$, `Sqrt` $\rho$,
-# `Div` $u$); the two paths of steps (d) and (e) are the forks at `d` and `rows`. The composed
-# version runs a dozen ops backward and keeps every intermediate alive; the fused op's backward is
-# one formula and keeps one filter-sized array, $u$ (the package also keeps $d/\rho$, which
-# differs from $u$ only when centring is switched off), and $\rho$ per filter. Same numbers, less
-# time and memory:
+# The left graph is eq. (10) as written; autograd's backward through it is section 1's staged
+# derivation, one primitive op per step, and the two paths of steps (d) and (e) are the forks at
+# `d` and `rows`. The composed version keeps every intermediate alive; the fused op keeps $u$ and
+# $\rho$ per filter. Same numbers, less time and memory:
 
 # %%
 composed.backward(np.ones(composed.shape))
