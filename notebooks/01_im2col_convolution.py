@@ -9,22 +9,26 @@
 # %% [markdown]
 # # 01 · Convolution as one matrix product: im2col and col2im
 #
-# First in the reading order: every conv layer of the project ends in `F.conv2d`, and `conv2d`
-# is one matrix product. Lay out every receptive field of the input as a row of a matrix
-# (**im2col**), multiply by the filters laid out as columns, and the product *is* the output; the
-# backward pass needs the transpose of that layout (**col2im**). Below: the layout on examples small
-# enough to print, a check against the definition, col2im as the adjoint of im2col and hence the
-# backward pass, and the cost in memory and time. Symbols: [NOTATION.md](NOTATION.md). The layout
-# (`minigrad/ops/conv.py`):
+# WeightAlign starts from eq. (3): one conv output $x = \mathbf w \cdot \mathbf y$, a filter
+# $\mathbf w$ dotted with the co-located patch $\mathbf y$ ($k \times k$ pixels of all $C$ input
+# channels). Lay every patch out as a row of a matrix (**im2col**) and every filter as a column of a
+# weight matrix: their product is the whole conv output, one eq. (3) per entry. A row's length,
+# $k^2 C$, is the fan-in $n$ of eqs. (4)-(10), the length of the filter WA centres and scales. The
+# backward pass needs the transpose of the layout (**col2im**).
+#
+# **Names.** Here, as in PyTorch, `x` is the conv input and `y` its output; the paper's eq. (3)
+# calls the patch $\mathbf y$ and the output $x$, as notebooks 02-05 do. Symbols:
+# [NOTATION.md](NOTATION.md); the kernel-row algorithm and the timings are in the appendix. The
+# layout (`minigrad/ops/conv.py`):
 #
 #     cols = im2col(x)  has shape (N*Ho*Wo, kh*kw*C)
-#     row  (n*Ho + ho)*Wo + wo      is output pixel (n, ho, wo)
+#     row  (n*Ho + ho)*Wo + wo      is output pixel (n, ho, wo): one patch, the paper's y
 #     col  (i*kw + j)*C + c         is kernel tap (i, j) of input channel c
 #     cols[row, col] = x_pad[n, c, ho*s + i*δ, wo*s + j*δ]     (s stride, δ dilation)
 #
 # **Stored outputs:** full mode (`WA_QUICK` unset), CPU, one BLAS thread, seed 0, a shared 2-core
-# machine (timings: best of interleaved repeats; they depend on the load, printed below).
-# `WA_QUICK=1` (the test suite) runs smaller sizes.
+# machine (timings depend on the load, printed below). `WA_QUICK=1` (the test suite) runs smaller
+# sizes.
 
 # %%
 import os
@@ -45,6 +49,7 @@ from matplotlib.patches import Rectangle
 import minigrad as mg
 import minigrad.functional as F
 import _exercises as ex                     # the exercises' checkers (notebooks/_exercises.py)
+from _quoted import quote                   # numbers the text quotes, asserted in full mode
 from _show import table                     # aligned tables of numbers (notebooks/_show.py)
 from wa import plotstyle
 
@@ -207,10 +212,8 @@ table(["geometry", "output shape", "max |cols @ W_mat - loop|", "max |F.conv2d -
 assert max(max(r[2], r[3]) for r in rows) < 1e-12, "im2col conv != loop (float64 rounding is ~1e-15)"
 
 # %% [markdown]
-# Identical to rounding (float64, ~1e-15). `F.conv2d` does the same product with two refinements
-# (see the module docstring): it works channels-last inside (a patch row is contiguous in memory,
-# and the product's result already *is* the output in NHWC memory, returned as an NCHW-shaped view),
-# and with `groups > 1` it runs one batched product per group.
+# Identical to rounding. `F.conv2d` does the same product channels-last (a patch row is contiguous,
+# and the result already *is* the output in NHWC memory), one batched product per group.
 #
 # ## 3. col2im is the adjoint of im2col
 #
@@ -353,13 +356,14 @@ for name, N, C, H, k, s, p in layers:
     measured = F.im2col(xm, k, s, p).numpy().nbytes
     y = F.conv2d(xm, mg.tensor(rng.standard_normal((C, C, k, k)).astype(np.float32)), stride=s, padding=p)
     op = y.creator                                        # the Conv2d op, which keeps a matrix for backward
-    if op.rows:   # the row path (section 4b): kw taps per grid position, plus (kh-1) grid rows
+    rows_path = getattr(op, "uses_kernel_rows", False)    # the fast path's choice (appendix A.1)
+    if rows_path:   # kw taps per grid position, plus (kh-1) grid rows
         Hq = H + p                                        # one shared zero border per row and image
-        formula_saved, saved = (N * Hq * Hq + (k - 1) * Hq) * k * C * 4, op.R.nbytes
+        formula_saved, saved = (N * Hq * Hq + (k - 1) * Hq) * k * C * 4, op.patches.nbytes
     else:
         formula_saved, saved = predicted, op.cols.nbytes
     rows.append([name, f"{N}x{C}x{H}x{H}", xm.data.nbytes / 2 ** 20, predicted / 2 ** 20,
-                 measured / 2 ** 20, "rows" if op.rows else "im2col", saved / 2 ** 20,
+                 measured / 2 ** 20, "rows" if rows_path else "im2col", saved / 2 ** 20,
                  measured / xm.data.nbytes, k * k * Ho * Ho / (H * H)])
     assert saved == formula_saved, (name, saved, formula_saved)
     del xm, y, op
@@ -370,29 +374,44 @@ for r in rows:   # exact byte counts: formula = measured; ratio = k^2 HoWo/(HW)
     assert r[5] == "rows" or r[6] == r[4], r   # on the im2col path conv2d saves exactly cols
 
 # %% [markdown]
-# ### 4b. A third of the copy: the row path
-#
-# In the first row `conv2d` saved about a third of the matrix. For thin stride-1 layers it takes a
-# second algorithm (`minigrad/ops/conv_rows.py`): lay the input out as one long list of pixels, each
-# image row followed by $p$ zeros and each image by $p$ zero rows (one border serves as the right
-# padding of a row and the left padding of the next). Output pixel $t$ then reads, through kernel row
-# $i$, the $k_w$ pixels that start at $t + i\,W_q$ (with $W_q = W + p$ the row length). So one matrix $R$
-# with the $k_w$ taps of kernel row 0 per pixel serves all $k_h$ kernel rows, shifted by $i\,W_q$ rows:
-# $Y = \sum_i R[iW_q : iW_q + L]\, W_i$, $k_h$ GEMMs on slices and a third of im2col's copying.
-# The price: $Y$ also gets rows for the border positions, computed and thrown away (6% extra work
-# at 32x32, 27% at 8x8), so
-# `conv2d` uses it only where it measured faster. The tests check both paths against the naive loop.
-
-# %% [markdown]
 # For a whole network the saved matrices add up: each 3x3 conv keeps about $9\times$ its input
 # until backward. This is the classic price of im2col (Chellapilla et al. 2006; Caffe); the
 # alternatives avoid the copy (direct or implicit-GEMM convolutions that index the input inside the
 # matrix-product kernel, FFT and Winograd algorithms), at the cost of far more code than a reference
 # implementation wants.
+
+
+# %% [markdown]
+# ## Appendix: the kernel-row path, and what im2col costs in time
 #
-# ## 5. What it costs in time
+# Symbols: $N$ images of $C$ channels and $H \times W$ pixels; $O$ filters of $k_h \times k_w$
+# ($k \times k$) taps; stride $s$, padding $p$, dilation $\delta$; output $H_o \times W_o$;
+# $W_q = W + p$ the length of a padded image row; $L$ the number of output positions the row path
+# computes; $R$ its matrix of $k_w$ taps per position; $W_i$ kernel row $i$ of the weights as a
+# $(k_w C \times O)$ matrix; GFLOP/s: $10^9$ floating point operations per second, where a conv
+# costs $2 N H_o W_o \cdot O \cdot k_h k_w C$ (one multiply and one add per term of eq. 3).
 #
-# ### 5a. The naive loop against im2col
+# ### A.1. A third of the copy: the kernel-row path
+#
+# In the first row of section 4's table `conv2d` saved about a third of the matrix. For thin
+# stride-1 layers it takes a second algorithm (`minigrad/fast/kernel_rows.py`): lay the input out
+# as one long list of pixels, each image row followed by $p$ zeros and each image by $p$ zero rows
+# (one border serves as the right padding of a row and the left padding of the next). Output pixel $t$ then reads, through kernel row
+# $i$, the $k_w$ pixels that start at $t + i\,W_q$ (with $W_q = W + p$ the row length). So one matrix $R$
+# with the $k_w$ taps of kernel row 0 per pixel serves all $k_h$ kernel rows, shifted by $i\,W_q$ rows:
+# $Y = \sum_i R[iW_q : iW_q + L]\, W_i$, $k_h$ GEMMs on slices and a third of im2col's copying.
+# The price: $Y$ also gets rows for the border positions, computed and thrown away (6 % extra
+# work at 32x32, 27 % at 8x8, $(H+p)(W+p)/(HW) - 1$), so `conv2d` uses it only where it measured
+# faster (`mg.use_fast(kernel_rows=...)` forces a choice). The tests check both paths against the
+# naive loop.
+
+# %%
+for size, text in [(32, "6 %"), (8, "27 %")]:      # the border rows the row path computes, p = 1
+    quote(f"extra rows of the row path at {size}x{size}", (size + 1) ** 2 / size ** 2 - 1, text, 0.005)
+
+
+# %% [markdown]
+# ### A.2. The naive loop against im2col
 #
 # The loop of section 2 performs the same $2 N H_o W_o\cdot O\cdot k_h k_w C$ floating point
 # operations, but one small dot product per Python iteration; the im2col version hands them all to
@@ -420,7 +439,7 @@ print(f"(load average after the measurement: {os.getloadavg()[0]:.1f} on {os.cpu
       if hasattr(os, "getloadavg") else "")
 
 # %% [markdown]
-# ### 5b. F.conv2d against a plain matrix product of the same shape
+# ### A.3. F.conv2d against a plain matrix product of the same shape
 #
 # The best im2col can do is the speed of its matrix product. Below, `F.conv2d` (forward, and forward
 # plus backward) against `F.matmul` of the matrices with the same shapes,
@@ -485,20 +504,15 @@ plt.show()
 # %% [markdown]
 # Reading the numbers (the stored output; they depend on the machine and its load):
 #
-# * the Python loop runs at a few tenths of a GFLOP/s at most: one small dot product and a few array views per
-#   iteration. im2col turns the same arithmetic into one BLAS call, tens to hundreds of times faster,
-#   and the gap grows with the layer (more work per call, the same Python overhead);
-# * `F.conv2d` reaches about 60 to 100 % of the throughput of a bare matrix product of the same
-#   shape. On the im2col path (the last two rows) its time is close to *matrix product + im2col*:
-#   the gap is the strided copy that builds the matrix, which moves $k^2 = 9$ times the input's
-#   bytes and is limited by memory bandwidth, not by arithmetic. The copy matters most where the
-#   product is cheap relative to it (few channels), which is where `conv2d` takes the row path of
-#   section 4b instead (the first two rows): it copies a third as much and comes close to the bare
-#   product;
+# * the Python loop stays below a GFLOP/s; im2col makes the same arithmetic one BLAS call, tens to
+#   hundreds of times faster, more so for larger layers;
+# * `F.conv2d` comes close to a bare matrix product of the same shape. On the im2col path (the last
+#   two rows) its time is about *matrix product + im2col*: the copy moves $k^2 = 9$ times the
+#   input's bytes at memory speed. Where that copy dominates (few channels, the first two rows)
+#   `conv2d` takes the kernel-row path of A.1, which copies a third as much;
 # * forward plus backward runs at about the forward rate per flop: the backward pass is two products
-#   of the same size, one for the weight gradient (with the saved matrix) and one for the input
-#   gradient (for these stride-1 layers, the flipped-kernel convolution of section 3, which builds
-#   its own im2col matrix of the upstream gradient).
+#   of the same size (weight gradient, and for stride 1 the flipped-kernel convolution of
+#   section 3).
 
 # %%
 print(f"notebook ran in {time.perf_counter() - T0:.1f} s ({'QUICK' if QUICK else 'full'} mode)")

@@ -9,12 +9,10 @@
 # %% [markdown]
 # # 02 · From BatchNorm to WeightAlign, one equation at a time
 #
-# BatchNorm keeps every channel of a conv layer at mean 0 and variance 1 by *measuring* it on the
-# mini-batch. WeightAlign (WA) gets the same from the **weights alone**: write the channel's mean
-# and variance as functions of the filter, then choose the filter so that they come out right.
-# This notebook follows that argument through eqs. (1)-(14) and checks each step by Monte Carlo with
-# the package's ops, measured and predicted side by side. Symbols: [NOTATION.md](NOTATION.md);
-# im2col: notebook 01.
+# BatchNorm keeps every channel at mean 0 and variance 1 by *measuring* the mini-batch. WeightAlign
+# (WA) gets the same from the **weights alone**: write the channel's mean and variance as functions
+# of the filter, and choose the filter so they come out right. We follow eqs. (1)-(14) and check
+# each step by Monte Carlo. Symbols: [NOTATION.md](NOTATION.md); im2col: notebook 01.
 #
 # Two settings are kept apart, because they do not always agree: **the paper's model**, in which
 # weights are random, independent of the inputs, and expectations run over both (eqs. (4)-(8));
@@ -24,13 +22,14 @@
 # **In short** (stored full run): in the paper's model every equation holds. In the network WA
 # centres every channel (drift 0.01-0.04 std, against 0.5-1 for Kaiming), but eq. (8)'s "variance
 # kept" becomes "variance times $1-1/\pi\approx0.68$ per layer" (section 4), plus a per-channel
-# correlation term (7c) and a skew of order $1/n$ (8); $\gamma$ or a following norm absorbs the
-# factor (9).
+# correlation term (7c) and a small skew per channel (8). $\gamma$ starts at 1, so at
+# initialisation the factor compounds from layer to layer; section 9 shows what offsets it.
 #
 # **Stored outputs:** full mode (`WA_QUICK` unset), CPU, seed 0; `WA_QUICK=1` (the test suite)
 # uses fewer samples and smaller inputs.
 
 # %%
+import math
 import os
 import time
 
@@ -42,6 +41,7 @@ import minigrad.functional as F
 import wa
 import wa.functional as WF
 import _exercises as ex                     # the exercises' checkers (notebooks/_exercises.py)
+from _quoted import quote                   # numbers the text quotes, asserted in full mode
 from _show import table                     # aligned tables of numbers (notebooks/_show.py)
 from wa import plotstyle
 
@@ -195,15 +195,27 @@ assert abs(rows[2][6] - 1) < 0.02, "Kaiming: 2 E[y^2] = 1 (E[y^2] and Var[w] are
 # $$E[y]^2\Big(\sum_i w_i^2 - \tfrac1n\big(\textstyle\sum_i w_i\big)^2\Big) = n\,v\,E[y]^2,
 # \qquad v = \text{the filter's variance}.$$
 #
-# Where does that term live in the paper's model? With a random filter, $\sum_i w_i$ changes from draw
-# to draw ($\mathrm{Var}[\sum w_i] = n\mathrm{Var}[w]$), and so does the conditional mean
-# $E[y]\sum_i w_i$. Eq. (5) counts that spread of the *means* as variance. In a network the filter is
-# drawn once, so the same quantity appears as a fixed offset of the channel's mean (a drift), not as
-# variance. WA sets $\sum_i w_i = 0$ exactly: the offset is gone, and so is the term. With
+# In the paper's model the filter is redrawn, so the conditional mean $E[y]\sum_i w_i$ spreads
+# from draw to draw, and eq. (5) counts that spread as variance. In a network the filter is drawn
+# once: the same quantity is a fixed offset of the channel's mean (a drift). WA sets
+# $\sum_i w_i = 0$ exactly: the offset is gone, and so is the term. With
 # $\sum \hat w_i^2 = n\mathrm{Var}[\hat w] = 2$ (condition (9), $\gamma=1$), eq. (7) predicts
 # $2E[y^2]$ but the fixed, centred filter gives $2\mathrm{Var}[y]$, smaller by the factor
-# $\mathrm{Var}[y]/E[y^2] = (\tfrac12 - \tfrac1{2\pi})/\tfrac12 = 1 - 1/\pi \approx 0.682$ for the ReLU
-# of a centred Gaussian ($E[y]^2 = \tfrac{1}{2\pi}$, $E[y^2]=\tfrac12$).
+# $\mathrm{Var}[y]/E[y^2]$.
+#
+# **Exercise 2.1** (derive, then run). Derive that factor for $y = \mathrm{relu}(x)$,
+# $x \sim N(0, 1)$, as a number, before the next cells measure it (a Monte Carlo estimate good to
+# 0.5 % also passes; 2/3 does not).
+
+# %%
+relu_var_fraction = None   # YOUR CODE
+
+# %%
+ex.check("relu_var_fraction", ex.answer("relu_var_fraction", relu_var_fraction))
+
+# %% [markdown]
+# *Answer:* $E[y] = 1/\sqrt{2\pi}$ and $E[y^2] = \tfrac12$, so
+# $\mathrm{Var}[y]/E[y^2] = (\tfrac12 - \tfrac1{2\pi})/\tfrac12 = 1 - 1/\pi \approx 0.682$. Measured:
 
 # %%
 w_raw = rng.normal(0.05, 0.10, N_FAN)                          # one filter, drawn once
@@ -229,17 +241,6 @@ print(f"measured Var[x] / eq. (7) = {rows[1][3] / rows[1][5]:.4f};  Var[y]/E[y^2
 assert abs(w_wa.sum()) < 1e-12 and abs(N_FAN * w_wa.var() - 2) < 1e-3, "WA: sum 0, n Var = 2 (up to eps)"
 assert abs(rows[1][3] / rows[1][5] - (1 - 1 / np.pi)) < 4 * rows[1][4] / rows[1][5], "1 - 1/pi, 4 s.e."
 assert abs(Vy / Ey2 - (1 - 1 / np.pi)) < 0.01, "Var[y]/E[y^2] of relu(N(0,1)): s.e. ~0.002 at 20k x 64"
-
-# %% [markdown]
-# **Exercise 2.1.** The factor by which a fixed, exactly centred filter's output variance falls
-# short of eq. (7): $\mathrm{Var}[y]/E[y^2]$ for $y = \mathrm{relu}(x)$, $x\sim N(0,1)$. Derive it (a
-# number; a Monte Carlo estimate good to 0.5 % also passes).
-
-# %%
-relu_var_fraction = None   # YOUR CODE
-
-# %%
-ex.check("relu_var_fraction", ex.answer("relu_var_fraction", relu_var_fraction))
 
 # %% [markdown]
 # ## 5. The ReLU halving, and eq. (8)
@@ -319,6 +320,7 @@ print("\nWA forgets the raw filter's offset and scale (eps = 0): max |WA(3.7 w -
 assert np.abs(w_hat.mean(axis=1)).max() < 1e-12, "WA: every filter has mean 0"
 assert np.allclose(n / 2 * w_hat.var(axis=1), g.numpy() ** 2 * (n / 2 * v) / (n / 2 * v + 1e-5), rtol=1e-9)
 assert 0.85 < n / 2 * w_hat[4].var() < 0.9, "filter 4: about 87 % of the target (eps)"
+quote("filter 4: n/2 Var[w_hat] against the target 1", n / 2 * w_hat[4].var(), "87 %", 0.01)
 assert np.abs(affine - WF.weight_align(raw, g, eps=0.0).numpy()).max() < 1e-12
 
 
@@ -397,13 +399,10 @@ for r in rows:
 x_in = mg.tensor(rng.standard_normal((N_NET, 3, HW, HW)).astype(np.float32))
 
 
-def run_plain8(spec, gamma=None):
+def run_plain8(spec):
     "plain8 at initialisation (seeded), the 7 pre-activations as float64 arrays, and the model."
     mg.manual_seed(SEED)
     model = wa.models.build("plain8", spec)
-    if gamma is not None:
-        for conv in model.convs:
-            conv.gamma.data[...] = gamma
     with mg.no_grad():
         _, acts = model(x_in, return_activations=True)
     return model, [a.numpy().astype(np.float64) for a in acts[:LAYERS]]
@@ -431,15 +430,18 @@ for r in rows[1:]:   # the reading below; WA drift < 0.05 std (quick: 8 images o
     assert 0.7 < r[4] < 1.1 and r[3] > 0.45, ("Kaiming: pooled Var roughly kept, drift >= ~0.5", r)
     assert r[7] < (0.06 if QUICK else 0.05) and abs(r[8] - (1 - 1 / np.pi)) < 0.04, ("WA", r)
 assert all(a[2] > b[2] for a, b in zip(rows, rows[1:])), "Kaiming: within-channel variance shrinks"
+quote("smallest drift, Kaiming, layers 2-7", min(r[3] for r in rows[1:]), "0.5", 0.05)
+quote("smallest drift, WA, layers 2-7", min(r[7] for r in rows[1:]), "0.01", 0.005)
+quote("largest drift, WA, layers 2-7", max(r[7] for r in rows[1:]), "0.04", 0.005)
+quote("smallest ratio, WA, layers 2-7", min(r[8] for r in rows[1:]), "0.66", 0.005)
+quote("largest ratio, WA, layers 2-7", max(r[8] for r in rows[1:]), "0.68", 0.005)
 print(f"({time.perf_counter() - t:.1f} s)")
 
 # %% [markdown]
-# Section 4 at network scale. The Kaiming net keeps its *pooled* variance roughly constant, as
-# eq. (8) promises, but a growing part of it is the spread of the channel means (each filter's
-# random $\sum_i w_i$ sets its channel's offset: a drift of half a std or more), so the variance
-# *within* a channel shrinks. WA removes the drift (eq. (6)) and with it that part: the ratio is
-# close to $1-1/\pi$. (Layer 1 sees the raw $N(0,1)$ input, no ReLU, so $n\mathrm{Var}[w] = 2$
-# doubles its variance; the paper keeps that initialisation there too.)
+# Section 4 at network scale: Kaiming keeps the *pooled* variance, but a growing part of it is
+# the drift of the channel means (each filter's random $\sum_i w_i$), so the variance *within* a
+# channel shrinks. WA removes the drift and that part with it: the ratio is close to $1-1/\pi$.
+# (Layer 1 sees the raw input, no ReLU, so $n\mathrm{Var}[w] = 2$ doubles its variance.)
 #
 # ### 7c. Where exactly the WA net's variance goes
 #
@@ -498,6 +500,12 @@ for _, e8, e7, cen, per, meas, cmean, cstd, cbar in rows:
     assert abs(cen / per - 1) < (0.03 if QUICK else 0.02), "centred vs per input: a percent or two"
     assert -0.04 < cmean < 0 and 0.03 < cstd < 0.15 and cbar < 0, "correlation term"
 assert 0.5 < np.mean([r[6] for r in rows]) / np.mean([r[8] for r in rows]) < 2, "-c_bar: the mean's size"
+quote("correlation term, mean over channels, smallest in size", min(-r[6] for r in rows), "0.5 %", 0.001)
+quote("correlation term, mean over channels, largest in size", max(-r[6] for r in rows), "3 %", 0.005)
+quote("correlation term, std over channels, smallest", min(r[7] for r in rows), "4 %", 0.005)
+quote("correlation term, std over channels, largest", max(r[7] for r in rows), "12 %", 0.005)
+quote("correlation term, largest in size at layer 2", np.abs(corr_terms[2]).max(), "35 %", 0.005)
+quote("correlation term, largest in size at layer 7", np.abs(corr_terms[7]).max(), "11 %", 0.005)
 print("\ncorrelation of neighbouring pixels of one input channel, layers 2..7:")
 print("  mean over channels:", np.round([c.mean() for c in nb_corr], 3))
 print("  std over channels: ", np.round([c.std() for c in nb_corr], 3))
@@ -535,7 +543,7 @@ plt.show()
 #   explains the 0.68.
 # * **centred vs per input**: a percent or two, from the zero padding and unequal channels.
 # * **per input vs measured**: the correlation term. Its mean over channels is small (-0.5 % to
-#   -3 %); per channel it reaches about $\pm$30 % at layer 2 and $\pm$10 % at layer 7 (left plot).
+#   -3 %); per channel it reaches $\pm$35 % at layer 2 and $\pm$11 % at layer 7 (left plot).
 #   Neighbouring pixels share 6 of 9 inputs, and the channels at a pixel share a patch, so inputs
 #   are correlated, and a filter amplifies or cancels them depending on how its weights line up.
 #   If every pair of inputs had the same covariance $\bar c$, a centred filter would give
@@ -643,13 +651,15 @@ for n_in in (9, 36, 144, 576):
                  np.sqrt((formula ** 2).mean()), rms, predicted, n_in * rms])
 table(["n", "max |meas. - formula|", "rms skew, 8 filters", "formula, same 8", "rms, 4000 filters",
        "sqrt(6) skew(y)/n", "n * rms"], rows)
+quote("leading order over rms, n = 9, minus 1", rows[0][5] / rows[0][4] - 1, "40 %", 0.01)
+quote("leading order over rms, n = 36, minus 1", rows[1][5] / rows[1][4] - 1, "8 %", 0.005)
 print(f"skew(y) = {skew_y:.3f};  Monte Carlo s.e. of one skewness ({S_SK} draws): {np.sqrt(6 / S_SK):.4f}")
 
 # %% [markdown]
 # The formula matches each filter to within three Monte Carlo standard errors here (the assert
 # allows five, for the largest of 32) (at $n = 576$ the
 # skew itself is below that error), and $n\cdot\mathrm{rms}$ settles to a constant: the $1/n$ law,
-# whose leading order is 40 % high at $n = 9$ and within 10 % from $n = 36$. In the WA network each
+# whose leading order is 40 % high at $n = 9$ and 8 % high at $n = 36$. In the WA network each
 # channel therefore has its own small skew, and the ReLU halving holds per channel only
 # approximately. Both measured at layer 3 of the plain8 WA net (the layer Fig. 2 shows):
 
@@ -680,65 +690,73 @@ se_sk = np.sqrt(6 / a[:, 0].size)   # quick mode's 8 images: the spread is close
 assert abs(skew(a.ravel())) < 0.05 and abs(half.mean() - 0.51) < 0.01, "pooled: symmetric, halving 0.51"
 assert sk.std() > (1 if QUICK else 2) * se_sk and np.abs(half - 0.5).max() < 0.15, "per channel"
 assert np.corrcoef(half, off)[0, 1] > 0.9 > abs(np.corrcoef(half, sk)[0, 1]), "the mean drives it"
+quote("halving E[y^2]/Var[x], mean over channels, layer 3", half.mean(), "0.51", 0.005)
+quote("halving, smallest channel, layer 3", half.min(), "0.44", 0.005)
+quote("halving, largest channel, layer 3", half.max(), "0.61", 0.005)
+mu_ = 0.1                           # a N(0.1, 1) channel: E[relu(x)^2] = (1 + mu^2) Phi(mu) + mu phi(mu)
+Phi, phi = 0.5 * (1 + math.erf(mu_ / math.sqrt(2))), math.exp(-mu_ ** 2 / 2) / math.sqrt(2 * math.pi)
+quote("E[relu(x)^2] / Var[x] of N(0.1, 1)", (1 + mu_ ** 2) * Phi + mu_ * phi, "58 %", 0.005)
 
 # %% [markdown]
+# The per-channel skew here is about five times the $\sqrt6\,\mathrm{skew}(y)/n$ that the table
+# above gives at $n = 576$. That formula assumes independent inputs; the 576 inputs of a patch are
+# not (neighbouring pixels share inputs, section 7c). Shuffle each column of the patch matrix on
+# its own, which keeps every input's distribution and makes them independent, and the skew of each
+# channel falls to the formula's size, with each input's own $\kappa_3$ and variance:
+
+# %%
+cols3 = F.im2col(F.relu(mg.tensor(acts_wa[l - 1])), 3, padding=1).numpy()    # the patches of layer 3
+w3 = model_wa.convs[l].effective_weight().numpy().astype(np.float64)
+w3 = w3.transpose(0, 2, 3, 1).reshape(w3.shape[0], -1)                      # rows in im2col's order
+assert np.abs(cols3 @ w3.T - a.transpose(0, 2, 3, 1).reshape(-1, a.shape[1])).max() < 1e-4, "eq. (3)"
+sk_indep = skew(np.random.default_rng(SEED).permuted(cols3, axis=0) @ w3.T, axis=0)
+centred = cols3 - cols3.mean(axis=0)
+k3_i, var_i = (centred ** 3).mean(axis=0), (centred ** 2).mean(axis=0)
+del centred
+formula_indep = (w3 ** 3 * k3_i).sum(1) / ((w3 ** 2 * var_i).sum(1)) ** 1.5
+table(["per-channel skew, layer 3", "std over channels"],
+      [["measured (correlated inputs)", sk.std()], ["inputs shuffled (independent)", sk_indep.std()],
+       ["formula with each input's kappa_3, Var", formula_indep.std()], ["sampling s.e.", se_sk]])
+del cols3
+# independent inputs: the formula, within a sampling error; the correlation makes the rest
+assert np.sqrt(np.mean((sk_indep - formula_indep) ** 2)) < 2 * se_sk
+assert QUICK or sk.std() > 2 * sk_indep.std(), "full mode: the correlation makes most of the skew"
+
+# %% [markdown]
+# So the gap is the correlation between the inputs of a patch, not a flaw of the $1/n$ law.
 # Pooled over the layer, the pre-activation is symmetric (skew near 0) and the halving holds on
 # average (0.51), as the supplementary says. Per channel, the skew is a few hundredths (larger than
-# the sampling error), and the halving ranges over roughly $\pm$20 %. The colour shows what drives
-# most of that spread: the small leftover channel mean of section 7c (a channel at $+0.1$ std keeps
-# about 60 % of its second moment after the ReLU instead of 50 %), more than the skew. The symmetric
+# the sampling error), and the halving ranges from 0.44 to 0.61 over channels. The colour shows
+# what drives most of that spread: the small leftover channel mean of section 7c (a channel at
+# $+0.1$ std keeps 58 % of its second moment after the ReLU instead of 50 %), more than the skew. The symmetric
 # model of eq. (8) is right for the layer as a whole and only approximately right for each channel.
 
 # %% [markdown]
 # ## 9. What it means for a deep WA network
 #
-# At initialisation a WA layer multiplies the variance by about $1-1/\pi$, up to a few percent of
-# correlation and padding effects: $0.68^{L}$ over $L$ layers, $7\cdot10^{-3}$ after 13 (VGG16),
-# $10^{-8}$ after 48. Three things absorb it: **$\gamma$**, learnable, or started at
-# $1/\sqrt{1-1/\pi}\approx 1.21$ (equivalently $\alpha = \tfrac12(1-1/\pi)$ in (9)); **a following
-# activation norm** (GN+WA, the paper's best combination); and **positive homogeneity**: a global
-# scale of a bias-free ReLU net's activations does not change the predicted class.
+# WA's $\gamma$ starts at 1, so at initialisation, under eq. (9)'s $\tfrac n2$, every WA layer
+# multiplies the variance by about $1-1/\pi$: $0.68^{L}$ over $L$ layers, $7\cdot10^{-3}$ after
+# 13 (VGG16), $10^{-8}$ after 48. What offsets it: a $\gamma$ *started* at
+# $1/\sqrt{1-1/\pi}\approx 1.21$ (or $\alpha = \tfrac12(1-1/\pi)$ in (9)); a following
+# activation norm (GN+WA); and, for the argmax only, the positive homogeneity of a bias-free ReLU
+# net. Whether training grows a $\gamma$ started at 1 to make up for it is notebook 05's
+# measurement, not assumed here.
 #
-# The plot compares, on the same plain8 and the same input: the Kaiming net (pooled and within-channel),
-# WA with $\gamma = 1$, WA with $\gamma = 1/\sqrt{1-1/\pi}$, and GN+WA.
+# Notebook 04 runs plain8 with these (its sections 4-5).
 
 # %%
-t = time.perf_counter()
-g_fix = 1 / np.sqrt(1 - 1 / np.pi)
-variants = {"none": net["none"][1], "wa, gamma = 1": acts_wa,
-            f"wa, gamma = {g_fix:.3f}": run_plain8("wa", gamma=g_fix)[1],
-            "gn+wa": run_plain8("gn+wa")[1]}
-fig, ax = plt.subplots(figsize=(8, 4.5))
-ls = np.arange(1, LAYERS + 1)
-for name, acts in variants.items():
-    ax.plot(ls, [a.var(axis=(0, 2, 3)).mean() for a in acts], "o-", label=name + " (within channel)")
-ax.plot(ls, [a.var() for a in net["none"][1]], "k:", label="none (pooled over the layer)")
-ax.plot(ls, 2 * (1 - 1 / np.pi) ** (ls - 1), "--", color="grey", label="2 (1 - 1/pi)^(l-1)")
-ax.axhline(2, color="grey", lw=0.8, label="eq. (8) with (9): constant")
-ax.set(yscale="log", title="Variance of the pre-activation through plain8 at initialisation",
-       xlabel="conv layer l", ylabel="Var[x_l]")
-ax.legend(fontsize=9, ncol=2)
-plt.tight_layout()
-plt.show()
-within = {name: [a.var(axis=(0, 2, 3)).mean() for a in acts] for name, acts in variants.items()}
-pooled = [a.var() for a in net["none"][1]]
-print("variance ratio Var[x_l] / Var[x_(l-1)] (within channel unless marked pooled):")
-table(["layer"] + list(variants) + ["none, pooled"],
-      [[l + 1] + [v[l] / v[l - 1] for v in within.values()] + [pooled[l] / pooled[l - 1]]
-       for l in range(1, LAYERS)])
-for l in range(1, LAYERS):   # 1 - 1/pi up to a few percent; gamma_fix^2 = 1/(1 - 1/pi) scales that
-    wa1, wafix, gnwa = (v[l] / v[l - 1] for v in list(within.values())[1:])
-    assert abs(wa1 - (1 - 1 / np.pi)) < 0.05 and abs(wafix - 1) < 0.05 / (1 - 1 / np.pi), (l, wa1, wafix)
-    assert abs(gnwa - 1) < 0.01, (l, gnwa)
-assert 6e-3 < (1 - 1 / np.pi) ** 13 < 8e-3 and 0.5e-8 < (1 - 1 / np.pi) ** 48 < 1.5e-8
-print(f"({time.perf_counter() - t:.1f} s)")
+assert 6e-3 < (1 - 1 / np.pi) ** 13 < 8e-3 and 0.5e-8 < (1 - 1 / np.pi) ** 48 < 1.5e-8     # the text above
+quote("1 / sqrt(1 - 1/pi)", 1 / np.sqrt(1 - 1 / np.pi), "1.21", 0.005)
+quote("1 - 1/pi", 1 - 1 / np.pi, "0.682", 0.0005)
+quote("1/2 - 1/(2 pi)", 0.5 - 0.5 / np.pi, "0.3408", 0.00005)
+
 
 # %% [markdown]
 # **Exercise 2.2.** Supplementary VIII-A replaces eq. (9)'s $\tfrac n2$ by other multiples of $n$:
 # WA then sets $\alpha n\mathrm{Var}[\hat w] = 1$. Write the per-layer variance ratio
 # $\mathrm{Var}[x_l]/\mathrm{Var}[x_{l-1}]$ of exactly centred filters as a function of $\alpha$
-# (ReLU inputs from a symmetric $x_{l-1}$); the checker measures it by Monte Carlo. Notebook 04
-# runs plain8 with several $\alpha$.
+# (ReLU inputs from a symmetric $x_{l-1}$); the checker computes it from the ReLU's moments by
+# quadrature, so a near miss fails. Notebook 04 runs plain8 with several $\alpha$.
 
 # %%
 def centred_variance_ratio(alpha):
@@ -757,15 +775,14 @@ ex.check("centred_variance_ratio", ex.answer("centred_variance_ratio", centred_v
 # | (1)-(2) | BN: $\hat x = (x-\mu_B)/\sigma_B$, $r = \gamma\hat x+\beta$ | exact | exact (it measures) |
 # | (3) | $x = \mathbf w\cdot\mathbf y$ | exact | exact (im2col row $\cdot$ filter) |
 # | (4) | $E[x] = nE[w]E[y]$ | holds | holds with the filter's own mean; with WA $E[x_c]=\sum \hat w_iE[y_i]$, small but $\neq 0$ because inputs do not share one mean |
-# | (5), (7) | $\mathrm{Var}[x] = n\mathrm{Var}[w]E[y^2]$ | holds | over-predicts: its $n\mathrm{Var}[w]E[y]^2$ part is the spread of the channel *means*; with WA the variance is $\sum\hat w_i^2\mathrm{Var}[y]$, i.e. $\times(1-1/\pi)$, plus a per-channel correlation term (std 4-12 % over channels, mean -0.5 to -3 %) |
+# | (5), (7) | $\mathrm{Var}[x] = n\mathrm{Var}[w]E[y^2]$ | holds | over-predicts: its $n\mathrm{Var}[w]E[y]^2$ part is the spread of the channel *means*; with WA the variance is $\sum\hat w_i^2\mathrm{Var}[y]$, i.e. $\times(1-1/\pi)$, plus a per-channel correlation term (std 4 % to 12 % over channels, mean -0.5 % to -3 %) |
 # | (6) | $E[w]=0$ | in distribution | exactly, per filter; removes the drift (0.01-0.04 std, against 0.5-1 for Kaiming) |
 # | (8) | ReLU halving, variance kept | holds (ratio 1, symmetric $x$) | ratio $\approx 0.66$-$0.68$ per layer; halving holds on average, per channel only approximately |
 # | (9)-(10) | $\tfrac n2\mathrm{Var}[\hat w]=\gamma^2$ | - | exact up to $\epsilon$ |
-# | (11)-(14) | symmetric weight $\Rightarrow$ symmetric $x$ | holds | across channels; within a channel $\mathrm{skew} = \sum\hat w_i^3\kappa_3/(\dots)^{3/2}\neq 0$, of order $1/n$ (rms $\sqrt6\,\mathrm{skew}(y)/n$) |
+# | (11)-(14) | symmetric weight $\Rightarrow$ symmetric $x$ | holds | across channels; within a channel $\mathrm{skew} = \sum\hat w_i^3\kappa_3/(\dots)^{3/2}\neq 0$, of order $1/n$ for independent inputs, larger for the correlated inputs of a patch (section 8) |
 #
-# WA does what it is for: every channel is centred, by construction, on every batch, with no batch
-# statistics. The variance bookkeeping of eq. (8) is off by a constant factor $1-1/\pi$ per layer for
-# exactly centred filters, which $\gamma$ (or a following norm) absorbs.
+# WA centres every channel by construction, with no batch statistics; eq. (8)'s variance is off by
+# $1-1/\pi$ per layer at initialisation ($\gamma = 1$), which section 9's remedies remove.
 
 # %%
 print(f"notebook ran in {time.perf_counter() - T0:.1f} s ({'QUICK' if QUICK else 'full'} mode)")

@@ -10,12 +10,9 @@
 # # 03 · The backward pass of WeightAlign, derived by hand
 #
 # WeightAlign (WA) re-parameterizes every filter before the convolution uses it (eq. 10), so the
-# gradient the convolution sends to the aligned filter $\hat w$ has to be carried back to the raw
-# filter $w$ the optimizer updates. This notebook derives that backward pass by hand (staged, then
-# closed form) and checks it against the package; shows BN, GN, LN and IN as one kernel on four
-# layouts, and WA as the same kernel on the weight matrix; checks every gradient by finite
-# differences, plants a wrong backward and names it with `mg.gradcheck_graph`; and draws the graphs.
-# Symbols: [NOTATION.md](NOTATION.md).
+# gradient that reaches the aligned filter $\hat w$ must be carried back to the raw filter $w$.
+# You derive that backward pass (exercise 3.1), then we check it, show BN, GN, LN, IN and WA as one
+# kernel, catch a planted wrong backward, and draw the graphs. Symbols: [NOTATION.md](NOTATION.md).
 #
 # **Stored outputs:** full mode (`WA_QUICK` unset), 2-core CPU, float64, seed 0. `WA_QUICK=1`
 # (the test suite) only shrinks the timing of section 6.
@@ -38,6 +35,7 @@ import minigrad as mg
 import minigrad.functional as F
 import wa.functional as WF
 import _exercises as ex                     # the exercises' checkers (notebooks/_exercises.py)
+from _quoted import quote                   # numbers the text quotes, asserted in full mode
 from minigrad import nn, viz
 
 QUICK = os.environ.get("WA_QUICK") == "1"   # quick mode: WA_QUICK=1; full mode: unset
@@ -73,6 +71,22 @@ def max_abs(a, b):
 # All filters of a layer are handled at once by viewing the weight `(out, in, kh, kw)` as an
 # `(out, n)` matrix, one filter per row; every mean and sum below runs along a row.
 #
+# **Exercise 3.1** (derive, then run). The convolution hands WA $G = \partial L/\partial \hat w$.
+# Derive $\partial L/\partial w$ through the six stages and write it for `(out, n)` arrays. The
+# checker compares it with the package's `WF.weight_align` (autograd) on three shapes and with
+# central differences of $L = \sum G \odot \hat w$ on a fourth. Derive it before reading on:
+# the derivation follows the checker.
+
+# %%
+def wa_backward(G, w, gamma, alpha=0.5, eps=1e-5):
+    # YOUR CODE: G, w (out, n), gamma (out,) -> dL/dw (out, n)
+    raise NotImplementedError
+
+
+# %%
+ex.check("wa_backward", ex.answer("wa_backward", wa_backward))
+
+# %% [markdown]
 # ### Backward, staged
 # The convolution hands us $G = \partial L/\partial \hat w$. Walk the stages backwards; each
 # line uses only the line before it and what the forward pass saved:
@@ -204,12 +218,11 @@ print("dL/dgamma staged vs finite differences, relative error:", f"{fd_errors[1]
 assert max(fd_errors) < 1e-7, "central differences with step 1e-6 resolve ~1e-10 in float64"
 
 # %% [markdown]
-# The two directions the closed form removes, measured. Per filter, the gradient sums to zero
-# (it cannot move the mean), and it is orthogonal to the centred filter $d$ (it cannot, to first
-# order, change its length; the leftover is of order $\epsilon/\rho^2$). So a plain SGD step
-# $w \leftarrow w - \eta\,\partial L/\partial w$ (no weight decay) keeps each filter's mean and
-# lengthens $d$: $\lVert d'\rVert^2 = \lVert d\rVert^2 + \eta^2\lVert\partial L/\partial w\rVert^2$, so
-# later steps of the same size turn the filter less. Measured for one step, $\eta = 0.1$:
+# The two directions the closed form removes, measured: per filter the gradient sums to zero and
+# is orthogonal to the centred filter $d$ (up to order $\epsilon/\rho^2$). So a plain SGD step
+# keeps each filter's mean and lengthens $d$,
+# $\lVert d'\rVert^2 = \lVert d\rVert^2 + \eta^2\lVert\partial L/\partial w\rVert^2$, and later
+# steps of the same size turn the filter less. One step, $\eta = 0.1$:
 
 # %%
 g_rows = gw_closed
@@ -231,7 +244,28 @@ assert (grow > 0).all() and np.abs(grow / (0.01 * (g_rows ** 2).sum(1)) - 1).max
 
 
 # %% [markdown]
-# **Exercise 3.1** (Table IV's "scaling only" ablation). With centring switched off, WA is
+# **Exercise 3.2** (predict, then run). SGD with weight decay (`mg.optim.SGD`, PyTorch's rule)
+# keeps a buffer $b \leftarrow m b + g + \lambda w$ and steps $w \leftarrow w - \eta b$. For a
+# weight whose loss gradient $g$ is exactly 0 (say, the $\gamma$ after it is 0), predict the
+# update ratio $\lVert\Delta w\rVert / \lVert w\rVert$ per step once $b$ has settled, as a
+# function `(lr, momentum, weight_decay) -> ratio`; the checker runs the optimizer.
+
+# %%
+def zero_grad_update_ratio(lr, momentum, weight_decay):
+    # YOUR CODE
+    raise NotImplementedError
+
+
+# %%
+ex.check("zero_grad_update_ratio", ex.answer("zero_grad_update_ratio", zero_grad_update_ratio))
+
+# %% [markdown]
+# *Answer:* with $g = 0$ the buffer's fixed point is $b = \lambda w/(1 - m)$, so the ratio is
+# $\eta\lambda/(1-m)$: a weight that gets no loss gradient still moves, shrinking at a fixed rate.
+
+
+# %% [markdown]
+# **Exercise 3.3** (Table IV's "scaling only" ablation). With centring switched off, WA is
 # $\hat w = \gamma\, w/\rho$ with the same $\rho = \sqrt{\alpha n v + \epsilon}$ ($v$ still the variance
 # about the mean). Derive $\partial L/\partial w$ and write it for `(out, n)` arrays; the checker
 # compares it with autograd of `WF.weight_align(..., center=False)`.
@@ -275,13 +309,10 @@ ex.check("wa_backward_nocenter", ex.answer("wa_backward_nocenter", wa_backward_n
 # | InstanceNorm | `x.reshape(N*C, H*W)` | one sample and channel |
 # | GroupNorm ($G$ groups) | `x.reshape(N*G, (C//G)*H*W)` | one sample and group of $C/G$ channels |
 #
-# (GN with $G=1$ is LN, with $G=C$ it is IN.) The package does the same with one `Normalize`
-# op in `minigrad/ops/norm.py` that reduces over a tuple of axes instead of reshaping (BN, GN and IN
-# run its channels-last fast path, `ChannelNormalize`). To read
-# eqs. (1)-(2) as plain code first, see `minigrad/ops/norm_reference.py`: it forms
-# $\hat x = (x-\mu)/\sigma$ explicitly from basic ops and lets autograd do the backward, and
-# the tests check the fused op against it. Here is the kernel in NumPy, and the four layouts
-# checked against the package's four functions, forward and backward:
+# (GN with $G=1$ is LN, with $G=C$ it is IN.) The package's `Normalize` op
+# (`minigrad/ops/norm.py`) reduces over a tuple of axes instead of reshaping;
+# `minigrad/ops/norm_reference.py` writes eqs. (1)-(2) from basic ops, for reading. The kernel in
+# NumPy, and the four layouts against the package, forward and backward:
 
 # %%
 def normalize_rows(X, eps=1e-5):
@@ -325,23 +356,8 @@ for name, (to_rows, from_rows, package_fn) in layouts.items():
     assert max(max_abs(from_rows(y_rows), Y), max_abs(gx, X.grad)) < 1e-12, name   # float64 rounding
 
 # %% [markdown]
-# **Exercise 3.2.** Write GroupNorm's forward (no affine) with the one kernel above, the NumPy
-# `normalize_rows` of this section: only a reshape in and out. The checker compares it with
-# `F.group_norm` for 1, 2, 3 and $C$ groups.
-
-# %%
-def group_norm_rows(x, groups, eps=1e-5):
-    # YOUR CODE: x (N, C, H, W) -> normalized x, same shape
-    raise NotImplementedError
-
-
-# %%
-ex.check("group_norm_rows", ex.answer("group_norm_rows", group_norm_rows))
-
-# %% [markdown]
-# One kernel, four layouts, and the package's ops agree with it to rounding error in both
-# directions. (The package's ops also take the per-channel affine $\gamma \hat x + \beta$ of
-# eq. 2, left out here; its gradients are checked in section 4.)
+# The package's ops agree with the kernel to rounding, both directions (their affine
+# $\gamma \hat x + \beta$ of eq. 2 is checked in section 4).
 #
 # ## 3. WA, Weight Standardization, and a group norm over the weight matrix
 #
@@ -408,6 +424,7 @@ for scale in [1.0, np.sqrt(2 / n), 1e-2, 1e-3, 1e-4, 1e-5]:
     ws_ratio[scale] = np.median(default) / ref
 assert abs(ws_ratio[np.sqrt(2 / n)] - 1) < 1e-4 and abs(ws_ratio[1e-2] - 1) < 1e-3, "default eps: 1e-4, 1e-3"
 assert 0.85 < ws_ratio[1e-3] < 0.9 and 0.15 < ws_ratio[1e-4] < 0.25, "13 % off at 1e-3, a fifth at 1e-4"
+quote("WA's shortfall against WS at std 1e-3 (default eps)", 1 - ws_ratio[1e-3], "13 %", 0.005)
 
 # %% [markdown]
 # With $\epsilon = 0$ the identity holds at every scale; with the default $\epsilon$ the two agree
@@ -611,7 +628,7 @@ def show(dot_text, stem):
 # ### One block: `WAConv2d` → GroupNorm → ReLU
 # The parameters carry their module names (`conv.weight`, `conv.gamma`, `norm.weight`, ...)
 # because the module is passed to the drawing. WA is one op between the raw weight and the
-# convolution; the activation norm appears as one op of section 2 (`ChannelNormalize`).
+# convolution; the activation norm appears as one op of section 2 (the fast path's).
 
 # %%
 class Block(nn.Module):
@@ -690,13 +707,10 @@ show(two_graphs(viz.to_dot(composed), viz.to_dot(fused),
      "composed_vs_fused")
 
 # %% [markdown]
-# The left graph is eq. (10) as written, and autograd's backward through it is section 1's staged
-# derivation, one primitive op per step (`Mean` $\mu$, `Sub` $d$, `Mul`/`Mean` $v$, `Sqrt` $\rho$,
-# `Div` $u$); the two paths of steps (d) and (e) are the forks at `d` and `rows`. The composed
-# version runs a dozen ops backward and keeps every intermediate alive; the fused op's backward is
-# one formula and keeps one filter-sized array, $u$ (the package also keeps $d/\rho$, which
-# differs from $u$ only when centring is switched off), and $\rho$ per filter. Same numbers, less
-# time and memory:
+# The left graph is eq. (10) as written; autograd's backward through it is section 1's staged
+# derivation, one primitive op per step, and the two paths of steps (d) and (e) are the forks at
+# `d` and `rows`. The composed version keeps every intermediate alive; the fused op keeps $u$ and
+# $\rho$ per filter. Same numbers, less time and memory:
 
 # %%
 composed.backward(np.ones(composed.shape))
@@ -751,10 +765,6 @@ if not QUICK:   # best-of timings, the gap is 1.3-3x; checked on the full run on
     assert cost["fused"][2] < cost["composed"][2], cost
 
 # %% [markdown]
-# In a network the re-parameterization is small next to the convolution (a `3x3` conv over a
-# `32x32` map does about 1000 multiply-adds per weight per sample): what counts is one op, one
-# derivation, one place to check.
-#
 # ## Summary
 #
 # * WA's backward, staged through $\mu, d, v, \rho, u, \hat w$, collapses to
@@ -766,5 +776,5 @@ if not QUICK:   # best-of timings, the gap is 1.3-3x; checked on the full run on
 #   GroupNorm of the weights, with $\epsilon$ rescaled); WS differs by $\sqrt{2/(n-1)}$ (target
 #   variance and unbiased estimator) and by where $\epsilon$ sits, which only matters once the
 #   filter has shrunk by orders of magnitude.
-# * Every backward passes a finite-difference check; a planted slip (the mean treated as a
-#   constant) fails it, and `mg.gradcheck_graph` names the student's op and its line.
+# * Every backward passes a finite-difference check; a planted slip fails it, and
+#   `mg.gradcheck_graph` names the op and its line.

@@ -10,21 +10,19 @@
 # # 04 · Activation distributions at initialisation (the paper's Fig. 2, supplementary Figs. 7–8)
 #
 # Before any training, what does each normalization do to the activations of a plain deep network?
-# The paper answers with its Fig. 2 (and supplementary Figs. 7-8): an 8-layer net, 7 conv layers
-# with ReLU and a linear classifier, Kaiming-initialised without bias, fed one mini-batch of 128
-# samples of N(0, 1); histograms of 8 channels at conv layers 1, 3, 7 and the classifier. This
-# notebook rebuilds it with `wa.models.build("plain8", ...)` and `wa.activations` (the code behind
-# `wa-activations`), measures what the histograms show, and then (section 5) varies WA's scale
-# factor and switches its two components off, in seconds, against eq. (8).
-# Symbols: [NOTATION.md](NOTATION.md); the 1 - 1/pi factor per layer: notebook 02.
+# The paper's Fig. 2 (and supplementary Figs. 7-8): an 8-layer net (7 conv layers with ReLU, a
+# linear classifier, Kaiming-initialised, no bias) fed 128 samples of N(0, 1); histograms of 8
+# channels at conv layers 1, 3, 7 and the classifier. We rebuild it with `wa.models.build("plain8")`
+# and `wa.activations`, measure what the histograms show, and (section 5) vary WA's scale factor
+# against eq. (8). Symbols: [NOTATION.md](NOTATION.md).
 #
 # **Stored outputs:** full mode (`WA_QUICK` unset): 64 channels, batch 128 of `3 x 32 x 32`, seed
-# 0, float32 on the CPU, every model in training mode (BN uses the batch's statistics) and built
-# from the same seed, so all specs start from the same raw weights. `WA_QUICK=1` (the test suite):
-# 16 channels, 32 samples. A *spec* names the norm: `none` (baseline), `bn`, `gn`, `ln` (GroupNorm
-# with one group), `in`, `wa` (eq. 10), `gn+wa`, ...; GroupNorm uses `wa.norms.num_groups(C)`
-# groups (16 groups of 4 at 64 channels). A conv layer's values are its outputs after the norm,
-# before the ReLU; the classifier's are the logits, one "channel" per class.
+# 0, float32 on the CPU, training mode, every spec built from the same raw weights. Quick mode
+# (`WA_QUICK=1`, the test suite): 16 channels, 32 samples; the numbers the text quotes are checked
+# (`quote(...)` cells) only in full mode. A *spec* names the norm: `none`, `bn`, `gn` (with
+# `wa.norms.num_groups(C)` groups, printed below), `ln` (one group), `in`, `wa` (eq. 10), `gn+wa`,
+# ... A conv layer's values are its outputs after the norm, before the ReLU; the classifier's are
+# the logits, one "channel" per class.
 
 # %%
 import os
@@ -45,6 +43,7 @@ import matplotlib.pyplot as plt
 import minigrad as mg
 import minigrad.functional as F
 import _exercises as ex                     # the exercises' checkers (notebooks/_exercises.py)
+from _quoted import quote                   # numbers the text quotes, asserted in full mode
 from wa import activations, norms, plotstyle
 
 plotstyle.use()
@@ -62,6 +61,39 @@ print(f"mode: {'QUICK (WA_QUICK=1)' if QUICK else 'full'}; plain8 with {C} chann
       f"batch {BATCH} x 3 x 32 x 32 of N(0, 1), seed {SEED}, specs {SPECS}")
 print(f"GroupNorm at {C} channels: {norms.num_groups(C)} groups of "
       f"{C // norms.num_groups(C)} channels")
+
+# %% [markdown]
+# ## Predict first
+#
+# **Exercise 4.1.** plain8 with WA, $\gamma = 1$ and eq. (9)'s $n/2$: predict
+# $\mathrm{Var}[x_7]/\mathrm{Var}[x_1]$, the variance at conv7 over that at conv1 (within 15 %;
+# notebook 02, section 4 has what you need).
+#
+# **Exercise 4.2.** GroupNorm subtracts each group's mean and divides by its std, so a channel keeps
+# its mean minus its group's mean. Predict by what factor the spread of the channel means at conv7
+# grows when each group holds 4 channels instead of 2 (within 15 %).
+
+# %%
+wa_layer7_variance = None   # YOUR CODE: a number
+gn_drift_ratio = None       # YOUR CODE: a number
+
+# %%
+ex.check("wa_layer7_variance", ex.answer("wa_layer7_variance", wa_layer7_variance))
+ex.check("gn_drift_ratio", ex.answer("gn_drift_ratio", gn_drift_ratio))
+
+# %% [markdown]
+# The runs behind the checkers (plain8 at 64 channels, a batch of 16). *Answers:* six ReLU layers
+# after conv1, each losing $1 - 1/\pi$ through centred filters: $(1-1/\pi)^6$. For $g$ i.i.d.
+# channel means of spread $s$, a mean minus its group's mean has variance $s^2(1 - 1/g)$, so
+# $\sqrt{(1-\tfrac14)/(1-\tfrac12)} = \sqrt{3/2}$; the measured factor is larger, because GN
+# also divides by a group std that includes the spread of the means.
+
+# %%
+acts = ex.plain8_at_init("wa")
+print(f"WA: Var[x_7] / Var[x_1] = {acts[6].var() / acts[0].var():.3f};  (1 - 1/pi)^6 = {(1 - 1 / np.pi) ** 6:.3f}")
+spread = {g: ex.plain8_at_init("gn", g)[6].mean(axis=(0, 2, 3)).std() for g in (2, 4)}
+print(f"GN: std(mu_c) at conv7 {spread[2]:.3f} (2 per group), {spread[4]:.3f} (4 per group), "
+      f"factor {spread[4] / spread[2]:.3f};  sqrt(3/2) = {np.sqrt(1.5):.3f}")
 
 # %% [markdown]
 # ## 1. Record the activations
@@ -87,11 +119,10 @@ for layer in LAYERS:
 # the first 8 of the 10 logits): that channel's values over the batch and all positions. The
 # x-axis is shared down each column; a narrow spike is a nearly constant channel.
 #
-# **Caveat for the classifier column.** `plain8` averages the last feature map over all 32 x 32
-# positions before its classifier, and that average is nearly the same for every noise input: at
-# initialisation *every* spec, BN included, gives a nearly constant output (one class takes the
-# whole batch). The paper reads a constant output as the baseline's failure alone; here that
-# reading shows only without the averaging (section 4).
+# **Caveat for the classifier column.** `plain8` averages the last feature map over all positions
+# before its classifier, and that average barely changes between noise inputs, so *every* spec,
+# BN included, gives a nearly constant output. The paper's reading (a constant output is the
+# baseline's failure) shows only without the averaging (section 4).
 
 # %%
 COLORS = plotstyle.COLORS
@@ -145,29 +176,19 @@ plt.show()
 # (`wa.activations.table`). Drift shows as a large `std(mu_c)`, a scale problem as `mean(sd_c)`
 # far from 1, unequal channels as a large `std(sd_c)`. Values of $10^{-6}$ to $10^{-8}$ where a norm
 # makes a statistic exactly 0 or 1 are **float32 rounding**, not an effect.
-#
-# **Exercise 4.1.** Write the *drift* of a layer, used in notebook 02 and section 5: the mean over
-# channels of $|\mu_c|/\sigma_c$, statistics over $(N, H, W)$, for an `(N, C, H, W)` array.
-
-# %%
-def channel_drift(a):
-    # YOUR CODE
-    raise NotImplementedError
-
-
-# %%
-ex.check("channel_drift", ex.answer("channel_drift", channel_drift))
 
 # %%
 rows, text = activations.table(results)
 print(text)
+for spec in ("bn", "in", "bn+wa", "in+wa"):     # standardized per channel, to float32 rounding
+    for layer in (1, 3, 7):
+        s_ = activations.summarize(results[spec][layer])
+        assert s_["std_of_means"] < 1e-5 and abs(s_["mean_of_stds"] - 1) < 1e-4, (spec, layer, s_)
 
 
 # %% [markdown]
-# The same statistics at every conv layer, one panel per spec, with the root mean square of all
-# values $\sqrt{E[x^2]}$ (channel means and spread within channels together). `at_init` records
-# only the figure's four layers, so the models are called directly here, and checked to agree
-# with the table at those four.
+# The same statistics at every conv layer, one panel per spec, with the root mean square
+# $\sqrt{E[x^2]}$ of all values (the models called directly, checked against the table).
 
 # %%
 def all_layers(spec, x):
@@ -273,21 +294,7 @@ for spec in SPECS:
 # initialisation we can see in seconds what each variant does to the variance. Eq. (8) predicts
 # $\mathrm{Var}[x_l] = \tfrac12 n\mathrm{Var}[\hat w_l]\,\mathrm{Var}[x_{l-1}]$ from each layer's
 # actual weights; for exactly centred filters notebook 02 adds the factor $1 - 1/\pi$.
-#
-# **Exercise 4.2.** Write eq. (8)'s factor $\tfrac12 n\mathrm{Var}[\hat w]$ of one layer, averaged over
-# its filters, from the effective weight `(O, C, k, k)` (NumPy).
-
-# %%
-def eq8_factor(w_hat):
-    # YOUR CODE
-    raise NotImplementedError
-
-
-# %%
-ex.check("eq8_factor", ex.answer("eq8_factor", eq8_factor))
-
-# %% [markdown]
-# The variants are `plain8` with `wa` whose layers get other settings of
+# The *drift* column is the mean over channels of $|\mu_c|/\sigma_c$. The variants are `plain8` with `wa` whose layers get other settings of
 # `wa.functional.weight_align` (`alpha`, `center`, `scale`), all from the same seed and batch:
 
 # %%
@@ -338,18 +345,24 @@ fig.legend(*axes[1].get_legend_handles_labels(), loc="lower center", ncol=3, fra
 fig.tight_layout(rect=(0, 0.1, 1, 1))
 plt.show()
 
+# %%
+ratio = {name: (r["var"][1:] / r["var"][:-1]).mean() for name, r in init.items()}
+drift = {name: r["drift"][1:].mean() for name, r in init.items()}
+quote("ratio per layer, wa n/4", ratio["wa, n/4"], "1.34", 0.01)
+quote("ratio per layer, wa n", ratio["wa, n"], "0.34", 0.01)
+quote("ratio per layer, wa (1-1/pi) n/2", ratio["wa, (1-1/pi) n/2"], "0.99", 0.01)
+quote("drift, centring only", drift["centring only"], "0.09", 0.005)
+quote("drift, none", drift["none"], "0.84", 0.005)
+quote("ratio per layer, scaling only", ratio["scaling only"], "0.99", 0.01)
+quote("drift, scaling only", drift["scaling only"], "0.97", 0.005)
+
 # %% [markdown]
-# In the stored full run the scale factor sets the ratio as eq. (8) says, times $1-1/\pi$ for
-# centred filters: $n/4$ doubles eq. (8)'s factor (measured ratio 1.34 per layer), $n$ halves it
-# (0.34), and only $\alpha = \tfrac12(1-1/\pi)$ keeps a centred net's variance about constant
-# (0.99). Over many layers any other constant factor compounds, which fits VIII-A's "far from
-# $n/2$ trains worse", though not why nearby factors train alike (the learnable $\gamma$ can absorb
-# a constant factor). The components split as notebook 02 predicts: **centring only** removes
-# most of the drift (0.09 against the baseline's 0.84) and loses $1-1/\pi$ per layer; **scaling
-# only** keeps eq. (8)'s ratio (0.99; its filters' random sums keep the $E[y]^2$ part) and the
-# baseline's drift (0.97). Neither alone gives centred channels at a constant scale; whether that
-# is why each alone helps less in Table IV needs training. (Quick mode's 16 channels give noisier
-# numbers of the same kind.)
+# The scale factor sets the ratio as eq. (8) says, times $1-1/\pi$ for centred filters: $n/4$
+# gives 1.34 per layer, $n$ gives 0.34, and only $\alpha = \tfrac12(1-1/\pi)$ keeps a centred
+# net's variance about constant (0.99). **Centring only** removes most of the drift (0.09 against
+# the baseline's 0.84) and loses $1-1/\pi$ per layer; **scaling only** keeps eq. (8)'s ratio
+# (0.99) and the baseline's drift (0.97). Neither alone gives centred channels at a constant
+# scale; whether that is why each helps less in Table IV needs training.
 
 # %% [markdown]
 # ## 6. What the numbers show
@@ -367,38 +380,60 @@ for spec in SPECS:
     print(f"{spec:<7} {means:>36} {stat(spec, 7, 'mean_of_stds'):>26.3f} +- "
           f"{stat(spec, 7, 'std_of_stds'):.3f}")
 
+# %%
+def top_share(logits):
+    return classifier_stats(logits)[2]
+
+
+quote("std(mu_c) none conv1", stat("none", 1, "std_of_means"), "0.002", 0.0005)
+for spec, t3, t7 in [("none", "0.94", "0.96"), ("gn", "0.39", "0.42"), ("ln", "0.68", "0.79"),
+                     ("wa", "0.037", "0.021"), ("gn+wa", "0.024", "0.015"), ("ln+wa", "0.040", "0.051")]:
+    tol = 0.005 if float(t3) > 0.1 else 0.0005
+    quote(f"std(mu_c) {spec} conv3", stat(spec, 3, "std_of_means"), t3, tol)
+    quote(f"std(mu_c) {spec} conv7", stat(spec, 7, "std_of_means"), t7, tol)
+quote("mean(sd_c) none conv7", stat("none", 7, "mean_of_stds"), "0.73", 0.005)
+quote("mean square ratio per layer, none", np.mean(depth["none"][1:7, 3] ** 2 / depth["none"][:6, 3] ** 2),
+      "0.95", 0.005)
+quote("mean square ratio per layer, wa", np.mean(depth["wa"][1:7, 3] ** 2 / depth["wa"][:6, 3] ** 2),
+      "0.67", 0.005)
+quote("std(sd_c) wa conv7", stat("wa", 7, "std_of_stds"), "0.009", 0.0005)
+quote("mean(sd_c) wa conv7", stat("wa", 7, "mean_of_stds"), "0.42", 0.005)
+quote("std(sd_c) gn+wa conv7", stat("gn+wa", 7, "std_of_stds"), "0.015", 0.0005)
+quote("std(sd_c) ln+wa conv7", stat("ln+wa", 7, "std_of_stds"), "0.02", 0.005)
+quote("largest sd over batch of a pooled logit", max(classifier_stats(results[s_][8])[0] for s_ in SPECS),
+      "0.03", 0.005)
+quote("none at one position: sd of class means", classifier_stats(one_position["none"])[1], "1.24", 0.005)
+quote("none at one position: sd over batch", classifier_stats(one_position["none"])[0], "0.67", 0.005)
+for spec, share in [("none", "48 %"), ("bn", "37 %"), ("in", "35 %"), ("ln", "48 %"), ("gn", "47 %"),
+                    ("wa", "25 %")]:
+    quote(f"top share at one position, {spec}", top_share(one_position[spec]), share, 0.005)
+with_wa = [top_share(one_position[s_]) for s_ in SPECS if s_.endswith("+wa")]
+quote("top share at one position, lowest with WA", min(with_wa), "20 %", 0.005)
+quote("top share at one position, highest with WA", max(with_wa), "25 %", 0.005)
+
 # %% [markdown]
-# Read off the full-mode outputs (64 channels, 128 samples; the quick mode's smaller network
-# gives numbers of the same kind but not these):
+# Read off the full-mode outputs (each number is one of the `quoted` lines above):
 #
-# * **Baseline (`none`).** The channel means, all near 0 after conv1 (`std(mu_c)` 0.002), have
-#   spread apart by conv3 (0.94) and stay apart (0.96 at conv7), which is more than the spread
-#   within a channel there (`mean(sd_c)` 0.73). Kaiming initialisation does keep the overall
-#   scale ($\sqrt{E[x^2]}$ stays between 1.2 and 1.43 over the 7 layers; the mean square changes by a
-#   factor 0.95 per layer on average), but a growing share of it sits in per-channel offsets rather
-#   than in variation between inputs: the drift of the paper's Fig. 2(a).
+# * **Baseline (`none`).** The channel means, near 0 after conv1 (`std(mu_c)` 0.002), spread
+#   apart by conv3 (0.94) and stay apart (0.96 at conv7), more than the spread within a channel
+#   (`mean(sd_c)` 0.73). Kaiming keeps the overall scale (mean square 0.95 times the previous
+#   layer's), but a growing share of it sits in per-channel offsets: the drift of Fig. 2(a).
 # * **BN and IN** make every channel zero-mean and unit-std at every conv layer, up to float32
-#   rounding (`std(mu_c)` and `std(sd_c)` at $10^{-6}$ or below): BN over the batch and
-#   positions, IN per sample over the positions.
-# * **GN** (16 groups of 4 channels) standardizes each *group*, not each channel: the channel
-#   means still spread (0.51 at conv3, 0.58 at conv7), a little over half as much as in the
-#   baseline.
-#   That fits the paper's "GN can also reduce ICS to some extent".
-# * **LN** (one group of all 64 channels) fixes the scale per sample and nothing per channel: the
-#   channel means drift almost as in the baseline (0.68 and 0.79).
-# * **WA** keeps the channel means near 0 at every depth **without any batch statistics**
-#   (`std(mu_c)` 0.037 at conv3 and 0.021 at conv7, against 0.94 and 0.96 for the baseline), and
-#   the channels of a layer at nearly the same scale (`std(sd_c)` 0.009 at conv7). It does not
-#   keep the variance constant: the mean square falls by about $1 - 1/\pi \approx 0.68$ per layer,
-#   not eq. (9)'s 1 (notebook 02, section 4; section 5 above), so the std within a channel is
-#   down to 0.42 at conv7. The learnable $\gamma$ of eq. (10) can absorb such a factor.
-# * **With WA added.** BN+WA and IN+WA are standardized exactly, as BN and IN. WA supplies what
-#   GN and LN lack: GN+WA has `std(mu_c)` 0.030 / 0.020 at conv3 / conv7 and channel stds of
-#   1.00 ± 0.03, LN+WA 0.040 / 0.051 and 1.00 ± 0.04, against 0.51 / 0.58 for GN alone and
-#   0.68 / 0.79 for LN alone.
-# * **The classifier** (the caveat under section 2's figure): with global average pooling every
-#   spec gives a constant output at initialisation (each logit varies over the batch by 0.03 or
-#   less, one class takes the whole batch). At one position the picture is the paper's: the
+#   rounding (asserted in section 3).
+# * **GN** (32 groups of 2 channels) standardizes each *group*: the channel means still spread
+#   (0.39 at conv3, 0.42 at conv7), under half the baseline's: the paper's "GN can also reduce
+#   ICS to some extent". **LN** (one group) drifts almost as the baseline (0.68 and 0.79).
+# * **WA** keeps the channel means near 0 **without batch statistics** (0.037 at conv3, 0.021 at
+#   conv7) and the channels of a layer at one scale (`std(sd_c)` 0.009 at conv7). Its $\gamma$
+#   starts at 1, so at initialisation eq. (9)'s $n/2$ does not keep the variance: the mean square
+#   shrinks by 0.67 per layer, $1 - 1/\pi$ for centred filters (notebook 02, section 4), and the
+#   std within a channel is 0.42 at conv7. A $\gamma$ that grew to $1/\sqrt{1-1/\pi}$, or
+#   section 5's $\alpha$, would undo it; whether training does is notebook 05's question.
+# * **With WA added**, GN+WA has `std(mu_c)` 0.024 / 0.015 at conv3 / conv7 and LN+WA
+#   0.040 / 0.051, with channel stds 1 ± 0.015 and 1 ± 0.02; BN+WA and IN+WA are exact.
+# * **The classifier**: after global average pooling every spec gives a constant output (each
+#   logit varies over the batch by 0.03 or less). At one position the picture is the paper's: the
 #   baseline's class offsets (1.24) dominate the per-input variation (0.67) and one class takes
-#   48 % of the batch; BN 37 %, IN 35 %, LN 48 %, GN 24 %, WA 25 %, every combination with WA
-#   20-25 % (10 % would be a uniform split).
+#   48 % of the batch; BN 37 %, IN 35 %, LN 48 %, GN 47 %, WA 25 %, every combination with WA
+#   20 % to 25 % (10 % would be a uniform split). GN, with 2 channels per group, sits with the
+#   baseline here, not with WA.

@@ -15,6 +15,7 @@ raises. tests/notebooks/test_exercises.py shows that each checker fails on a wro
 The true values come from the package itself (autograd, F.im2col, F.group_norm, ...) wherever
 they can, not from the reference answers.
 """
+import functools
 import os
 
 import numpy as np
@@ -45,6 +46,16 @@ def centred_variance_ratio(alpha):
     return (1 - 1 / np.pi) / (2 * alpha)
 
 
+def wa_backward(G, w, gamma, alpha=0.5, eps=1e-5):
+    """dL/dw of WA (eq. 10) on (out, n) rows: (1/rho) [h - mean(h) - alpha u sum(h u)], h = gamma G."""
+    n = w.shape[1]
+    d = w - w.mean(axis=1, keepdims=True)
+    rho = np.sqrt(alpha * n * (d * d).mean(axis=1, keepdims=True) + eps)
+    u = d / rho
+    h = gamma[:, None] * G
+    return (h - h.mean(axis=1, keepdims=True) - alpha * u * (h * u).sum(axis=1, keepdims=True)) / rho
+
+
 def wa_backward_nocenter(G, w, gamma, alpha=0.5, eps=1e-5):
     """dL/dw of w_hat = gamma * w / rho, rho = sqrt(alpha n v + eps), v = Var of each row."""
     n = w.shape[1]
@@ -54,26 +65,17 @@ def wa_backward_nocenter(G, w, gamma, alpha=0.5, eps=1e-5):
     return (h - alpha * (d / rho) * (h * w / rho).sum(axis=1, keepdims=True)) / rho
 
 
-def normalize_rows(X, eps=1e-5):
-    """The one kernel of notebook 03: every row of a 2-D matrix to mean 0, variance 1."""
-    xc = X - X.mean(axis=1, keepdims=True)
-    return xc / np.sqrt((xc * xc).mean(axis=1, keepdims=True) + eps)
+def zero_grad_update_ratio(lr, momentum, weight_decay):
+    """||step|| / ||w|| per step, at steady state, of SGD on a weight whose loss gradient is 0:
+    the buffer settles at weight_decay * w / (1 - momentum), and the step is lr times it."""
+    return lr * weight_decay / (1 - momentum)
 
 
-def group_norm_rows(x, groups, eps=1e-5):
-    N = x.shape[0]
-    return normalize_rows(x.reshape(N * groups, -1), eps).reshape(x.shape)
-
-
-def eq8_factor(w_hat):
-    """The factor 1/2 n Var[w_hat] of eq. (8), averaged over the filters of a layer."""
-    rows = w_hat.reshape(w_hat.shape[0], -1)
-    return 0.5 * rows.shape[1] * rows.var(axis=1).mean()
-
-
-def channel_drift(a):
-    """mean over channels of |E[x_c]| / std(x_c), statistics over (N, H, W)."""
-    return (np.abs(a.mean(axis=(0, 2, 3))) / a.std(axis=(0, 2, 3))).mean()
+# notebook 04's predictions: plain8 at initialisation, WA with gamma = 1 and eq. (9)'s n/2 loses
+# 1 - 1/pi per ReLU layer, six times from conv1 to conv7; GroupNorm leaves each channel's mean
+# minus its group's mean, whose spread grows as sqrt(1 - 1/g) with g channels per group
+wa_layer7_variance = (1 - 1 / np.pi) ** 6
+gn_drift_ratio = np.sqrt((1 - 1 / 4) / (1 - 1 / 2))
 
 
 def optimizer_steps(n_train, batch, epochs):
@@ -89,10 +91,11 @@ REFERENCE = {
     "conv_input_grad": conv_input_grad,
     "relu_var_fraction": 1 - 1 / np.pi,
     "centred_variance_ratio": centred_variance_ratio,
+    "wa_backward": wa_backward,
     "wa_backward_nocenter": wa_backward_nocenter,
-    "group_norm_rows": group_norm_rows,
-    "eq8_factor": eq8_factor,
-    "channel_drift": channel_drift,
+    "zero_grad_update_ratio": zero_grad_update_ratio,
+    "wa_layer7_variance": wa_layer7_variance,
+    "gn_drift_ratio": gn_drift_ratio,
     "optimizer_steps": optimizer_steps,
     "se_of_difference": se_of_difference,
 }
@@ -127,14 +130,20 @@ def _cases_relu_var_fraction():
     yield "Var[y]/E[y^2] for y = relu(N(0,1)), by 2e6-draw Monte Carlo", None, y.var() / (y * y).mean()
 
 
+def _relu_moments():
+    """E[y] and E[y^2] of y = relu(z), z ~ N(0, 1), by quadrature of the Gaussian density."""
+    z = np.linspace(0.0, 40.0, 2_000_001)
+    phi = np.exp(-z * z / 2) / np.sqrt(2 * np.pi)
+    return np.trapezoid(z * phi, z), np.trapezoid(z * z * phi, z)
+
+
 def _cases_centred_variance_ratio():
-    rng = _rng()
-    n = 576
-    y = np.maximum(rng.standard_normal((20_000, n)), 0)       # i.i.d. ReLU inputs, Var[x_(l-1)] = 1
+    # x = sum_i w_i y_i with i.i.d. y_i = relu(N(0, 1)) and a filter with an exactly zero sum:
+    # Var[x] = Var[y] * sum_i w_i^2 exactly (the E[y]^2 part cancels), and alpha n Var[w] = 1
+    # makes sum_i w_i^2 = 1 / alpha; Var[y] by quadrature, so the tolerance can be tight
+    m1, m2 = _relu_moments()
     for alpha in (0.5, 0.25, 1.0, 1 / 3):
-        w = rng.standard_normal(n)
-        w = (w - w.mean()) / np.sqrt(alpha * n * w.var())       # centred, alpha n Var[w] = 1
-        yield f"alpha = {alpha:.3g} (Monte Carlo, n = {n})", ((alpha,), {}), (y @ w).var()
+        yield f"alpha = {alpha:.3g}", ((alpha,), {}), (m2 - m1 * m1) / alpha
 
 
 def _cases_wa_backward_nocenter():
@@ -149,29 +158,66 @@ def _cases_wa_backward_nocenter():
                np.asarray(W.grad))
 
 
-def _cases_group_norm_rows():
+def _cases_wa_backward():
+    # the package's op, itself gradient-checked (tests/wa), on rows with a nonzero mean; and
+    # central differences of L = sum(G * w_hat) on a small case, from the forward pass alone
     rng = _rng()
-    for shape, groups in [((2, 6, 4, 4), 3), ((3, 4, 5, 5), 1), ((2, 4, 3, 3), 4), ((2, 8, 2, 2), 2)]:
-        x = rng.normal(1.0, 2.0, shape)
-        yield f"x {shape}, {groups} groups", ((x, groups), {}), F.group_norm(mg.tensor(x), groups).numpy()
+    for out, n, alpha, eps in [(4, 27, 0.5, 1e-5), (6, 72, 0.25, 1e-5), (3, 9, 0.5, 0.0)]:
+        w = rng.normal(0.1, 0.3, (out, n))
+        gamma = rng.uniform(0.5, 1.5, out)
+        G = rng.standard_normal((out, n))
+        W = mg.Tensor(w.copy(), requires_grad=True)
+        WF.weight_align(W, mg.Tensor(gamma), eps=eps, alpha=alpha).backward(G)
+        yield (f"out={out} n={n} alpha={alpha} eps={eps}", ((G, w, gamma), dict(alpha=alpha, eps=eps)),
+               np.asarray(W.grad))
+    w = rng.normal(0.2, 0.5, (2, 6))
+    gamma = rng.uniform(0.5, 1.5, 2)
+    G = rng.standard_normal((2, 6))
+    loss = lambda v: float((WF.weight_align(mg.Tensor(v), mg.Tensor(gamma)).numpy() * G).sum())
+    fd = np.zeros_like(w)
+    for i in np.ndindex(w.shape):
+        e = np.zeros_like(w)
+        e[i] = 1e-6
+        fd[i] = (loss(w + e) - loss(w - e)) / 2e-6
+    yield "out=2 n=6, central differences", ((G, w, gamma), {}), fd
 
 
-def _cases_eq8_factor():
-    rng = _rng()
-    for shape, scale in [((8, 4, 3, 3), 1.0), ((16, 16, 3, 3), 0.1), ((4, 2, 5, 5), 3.0)]:
-        w = rng.normal(0.2, scale, shape)
-        rows = w.reshape(shape[0], -1)
-        truth = np.mean([0.5 * r.size * np.mean((r - r.mean()) ** 2) for r in rows])
-        yield f"weight {shape}", ((w,), {}), truth
+def _cases_zero_grad_update_ratio():
+    # minigrad's SGD on a weight whose loss gradient is exactly 0, run to steady state
+    for lr, momentum, wd in [(0.1, 0.9, 5e-4), (0.05, 0.0, 1e-3), (0.02, 0.5, 5e-4)]:
+        p = mg.Tensor(_rng().standard_normal(50), requires_grad=True)
+        opt = mg.optim.SGD([p], lr=lr, momentum=momentum, weight_decay=wd)
+        for _ in range(300):
+            before = p.numpy().copy()
+            p.grad = np.zeros_like(before)
+            opt.step()
+        ratio = np.linalg.norm(p.numpy() - before) / np.linalg.norm(before)
+        yield f"lr={lr} momentum={momentum} weight_decay={wd}", ((lr, momentum, wd), {}), ratio
 
 
-def _cases_channel_drift():
-    rng = _rng()
-    for shape in [(8, 4, 5, 5), (4, 6, 3, 3)]:
-        a = rng.normal(rng.normal(0, 1, (1, shape[1], 1, 1)), rng.uniform(0.5, 2, (1, shape[1], 1, 1)),
-                       shape)
-        truth = np.mean([abs(a[:, c].mean()) / a[:, c].std() for c in range(shape[1])])
-        yield f"activations {shape}", ((a,), {}), truth
+@functools.lru_cache(maxsize=None)
+def plain8_at_init(norm, gn_min_channels=1, batch=16, seed=0):
+    """The 7 conv layers' outputs (float64) of plain8 at initialisation on N(0, 1) input, as in
+    notebook 04 (64 channels, training mode) but with a batch of 16: its statistics barely move."""
+    import wa
+    from wa.norms import NormConfig
+    mg.manual_seed(seed)
+    model = wa.models.build("plain8", norm=NormConfig(norm, gn_min_channels=gn_min_channels))
+    model.train()
+    x = np.random.default_rng(seed).standard_normal((batch, 3, 32, 32)).astype(np.float32)
+    with mg.no_grad():
+        _, acts = model(mg.Tensor(x), return_activations=True)
+    return tuple(a.numpy().astype(np.float64) for a in acts[:7])
+
+
+def _cases_wa_layer7_variance():
+    acts = plain8_at_init("wa")
+    yield "plain8 with WA, Var[x_7] / Var[x_1] (batch 16)", None, acts[6].var() / acts[0].var()
+
+
+def _cases_gn_drift_ratio():
+    spread = [plain8_at_init("gn", g)[6].mean(axis=(0, 2, 3)).std() for g in (4, 2)]
+    yield "plain8 with GN, std(mu_c) at conv7, 4 / 2 channels per group (batch 16)", None, spread[0] / spread[1]
 
 
 def _cases_optimizer_steps():
@@ -199,20 +245,25 @@ EXERCISES = {   # name: (cases, relative tolerance, where to look)
                         "(transpose(1, 0, 2, 3)), padding k - 1 - p"),
     "relu_var_fraction": (_cases_relu_var_fraction, 5e-3,
                           "section 4: Var[y] = E[y^2] - E[y]^2 with E[y] = 1/sqrt(2 pi), E[y^2] = 1/2"),
-    "centred_variance_ratio": (_cases_centred_variance_ratio, 0.03,
+    "centred_variance_ratio": (_cases_centred_variance_ratio, 1e-6,
                                "eq. (8) with alpha n Var[w] = 1 instead of (9), times section 4's "
                                "factor Var[y]/E[y^2] for a centred filter"),
+    "wa_backward": (_cases_wa_backward, 1e-7,
+                    "walk the stages backwards: (a) h = gamma G; (b)-(c) through rho and v; d "
+                    "reaches L through u and through v, w through d and through mu (two paths each)"),
     "wa_backward_nocenter": (_cases_wa_backward_nocenter, 1e-8,
                              "section 1's stages with d = w - mu replaced by w in x = w / s: "
                              "v still uses the centred d, so the mean path of v vanishes; "
                              "no '- mean(h)' term"),
-    "group_norm_rows": (_cases_group_norm_rows, 1e-8,
-                        "section 2's table: x.reshape(N * G, -1), one row per sample and group"),
-    "eq8_factor": (_cases_eq8_factor, 1e-10,
-                   "eq. (8): 1/2 n Var[w], n = in_channels * k * k (the fan-in), Var over each "
-                   "filter's own weights, then the mean over filters"),
-    "channel_drift": (_cases_channel_drift, 1e-10,
-                      "statistics per channel over axes (0, 2, 3), then the mean over channels"),
+    "zero_grad_update_ratio": (_cases_zero_grad_update_ratio, 0.01,
+                               "with g = 0 the buffer obeys buf = momentum buf + wd w; at a fixed "
+                               "point buf = wd w / (1 - momentum), and the step is lr buf"),
+    "wa_layer7_variance": (_cases_wa_layer7_variance, 0.15,
+                           "gamma = 1 and alpha = 1/2: each of the 6 layers after conv1 sees "
+                           "ReLU inputs through a centred filter (notebook 02, section 4)"),
+    "gn_drift_ratio": (_cases_gn_drift_ratio, 0.15,
+                       "GN subtracts the group's mean: what is left of channel c's mean is "
+                       "m_c - mean of the group's m; its variance for g i.i.d. means, as a function of g"),
     "optimizer_steps": (_cases_optimizer_steps, 0.0,
                         "drop_last: a partial batch at the end of an epoch is dropped"),
     "se_of_difference": (_cases_se_of_difference, 0.02,

@@ -37,13 +37,33 @@ WRONG = {   # a plausible mistake for each exercise
     "conv_input_grad": _flip_free_grad,
     "relu_var_fraction": 0.5,
     "centred_variance_ratio": lambda alpha: 1 / (2 * alpha),            # eq. (8) without centring
+    "wa_backward": ex.wa_backward_nocenter,                             # forgets the mean's path
     "wa_backward_nocenter": _centred_backward,
-    "group_norm_rows": lambda x, groups, eps=1e-5:                       # groups across the batch
-        ex.normalize_rows(x.reshape(groups, -1), eps).reshape(x.shape),
-    "eq8_factor": lambda w: w.reshape(w.shape[0], -1).shape[1] * w.reshape(w.shape[0], -1).var(1).mean(),
-    "channel_drift": lambda a: abs(a.mean()) / a.std(),                  # pooled over the layer
+    "zero_grad_update_ratio": lambda lr, momentum, weight_decay: lr * weight_decay,   # no momentum
+    "wa_layer7_variance": 1.0,                                           # eq. (9)'s promise
+    "gn_drift_ratio": 2.0,                                               # proportional to g
     "optimizer_steps": lambda n, b, e: -(-n // b) * e,                   # keeps the last partial batch
     "se_of_difference": lambda p1, p2, n: np.sqrt(p1 * (1 - p1) / n),    # one error only
+}
+
+
+def _forgets_v_path(G, w, gamma, alpha=0.5, eps=1e-5):    # treats rho as a constant
+    d = w - w.mean(axis=1, keepdims=True)
+    rho = np.sqrt(alpha * w.shape[1] * (d * d).mean(axis=1, keepdims=True) + eps)
+    h = gamma[:, None] * G
+    return (h - h.mean(axis=1, keepdims=True)) / rho
+
+
+NEAR_MISSES = {   # wrong answers close to the right one: each checker rejects them
+    "wa_backward": [_forgets_v_path, lambda G, w, gamma, alpha=0.5, eps=1e-5:   # eps left out
+                    ex.wa_backward(G, w, gamma, alpha, 0.0) * (1 + 1e-6)],
+    "zero_grad_update_ratio": [lambda lr, momentum, weight_decay:            # momentum buf not summed
+                               lr * weight_decay * momentum / (1 - momentum) if momentum else 0.0],
+    "wa_layer7_variance": [(1 - 1 / np.pi) ** 7, 0.5 ** 6],               # one layer too many; halving
+    "gn_drift_ratio": [1.0, np.sqrt(4 / 2) * 1.2],
+    "relu_var_fraction": [2 / 3, 0.69],
+    "centred_variance_ratio": [lambda alpha: 1 / (3 * alpha),             # 1/3 for 1/2 - 1/(2 pi)
+                               lambda alpha: (1 - 1 / np.pi) / (2 * alpha) * 1.01],
 }
 
 
@@ -106,3 +126,8 @@ def test_every_notebook_has_two_open_exercises_with_checkers(path):
 def test_every_exercise_is_used():
     used = {n for p in NOTEBOOK_SOURCES for n in re.findall(r'ex\.check\("(\w+)"', p.read_text())}
     assert used == set(ex.EXERCISES)
+
+
+@pytest.mark.parametrize("name,wrong", [(n, w) for n, ws in NEAR_MISSES.items() for w in ws])
+def test_checker_rejects_a_near_miss(name, wrong):
+    assert ex.check(name, wrong, quiet=True) is False
