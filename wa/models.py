@@ -46,6 +46,8 @@ The scalar biases and multipliers are meant to train at a tenth of the learning 
 the Fixup authors' code: `fixup_scalars(model)` lists them, and wa-train puts them in their own
 optimizer parameter group.
 """
+from collections import namedtuple
+
 import numpy as np
 
 import minigrad.functional as F
@@ -55,7 +57,8 @@ from minigrad.nn import init
 from . import norms
 from .nn import WAConv2d, WNConv2d
 
-__all__ = ["build", "names", "fixup_scalars", "Plain8", "VGG", "ResNet", "BasicBlock",
+__all__ = ["build", "names", "fixup_scalars", "fixup_scalar_lr_factor", "parse_fixup",
+           "default_fixup", "FixupConfig", "FIXUP_CLOSINGS", "FIXUP_DEFAULT", "FIXUP_PUBLISHED", "Plain8", "VGG", "ResNet", "BasicBlock",
            "Bottleneck", "FixupBasicBlock", "FixupBottleneck"]
 
 
@@ -241,24 +244,64 @@ class FixupBottleneck(nn.Module):
         return F.relu(out + identity)
 
 
-def _fixup_scale_(conv, factor):
-    """Multiply the effective weight of a branch conv by `factor` (see the module docstring)."""
+FIXUP_CLOSINGS = ("multiplier", "gamma", "small-gamma")
+FIXUP_OPTIONS = ("lr/10", "scaled")
+FIXUP_PUBLISHED = "gamma,lr/10,scaled"     # Fixup as published, mapped onto gamma / g
+FIXUP_DEFAULT = "multiplier"               # WAConv2d and WNConv2d (see the module docstring)
+
+
+class FixupConfig(namedtuple("FixupConfig", ["closing", "scalar_lr_factor", "scale_inner"])):
+    """How a Fixup ResNet starts its residual branches (see the module docstring).
+
+    closing           "multiplier", "gamma" or "small-gamma": what makes each branch start
+                      closed (or nearly so)
+    scalar_lr_factor  the Fixup scalars' learning rate as a fraction of the main one (1 or 0.1)
+    scale_inner       whether the inner convs of a branch get Fixup's L^(-1/(2m-2))
+    `str(cfg)` is the spec that `parse_fixup` reads back: "multiplier", "gamma,lr/10,scaled".
+    """
+    __slots__ = ()
+
+    def __str__(self):
+        opts = (["lr/10"] if self.scalar_lr_factor != 1 else []) + (
+            ["scaled"] if self.scale_inner else [])
+        return ",".join([self.closing] + opts)
+
+
+def parse_fixup(spec):
+    """'gamma,lr/10,scaled' -> FixupConfig('gamma', 0.1, True); a ValueError naming the valid
+    closings and options otherwise.  A FixupConfig passes through."""
+    if isinstance(spec, FixupConfig):
+        return spec
+    valid = (f"valid: one of {', '.join(FIXUP_CLOSINGS)}, optionally followed by "
+             f"',lr/10' and/or ',scaled' (e.g. {FIXUP_PUBLISHED!r})")
+    if not isinstance(spec, str):
+        raise ValueError(f"invalid fixup spec {spec!r}: expected a string; {valid}")
+    closing, *opts = [p.strip().lower() for p in spec.split(",")]
+    if closing not in FIXUP_CLOSINGS:
+        raise ValueError(f"invalid fixup spec {spec!r}: unknown closing {closing!r}; {valid}")
+    for o in opts:
+        if o not in FIXUP_OPTIONS or opts.count(o) > 1:
+            raise ValueError(f"invalid fixup spec {spec!r}: bad option {o!r}; {valid}")
+    return FixupConfig(closing, 0.1 if "lr/10" in opts else 1.0, "scaled" in opts)
+
+
+def default_fixup(norm):
+    """The Fixup spec `build` uses for `norm` when none is given: FIXUP_DEFAULT for WA and WN
+    convs, Fixup as published (FIXUP_PUBLISHED) for plain convs."""
+    if issubclass(norms.conv_class(norm), (WAConv2d, WNConv2d)):
+        return FIXUP_DEFAULT
+    return FIXUP_PUBLISHED
+
+
+def _scale_filters_(conv, factor):
+    """Multiply the effective weight of a conv by `factor`: its gamma (WA), g (WN) or raw
+    weight (Conv2d) -- the parameter that carries the filter's length (module docstring)."""
     if isinstance(conv, WAConv2d):
-        init.constant_(conv.gamma, factor)
+        conv.gamma.data *= factor
     elif isinstance(conv, WNConv2d):
         conv.weight_g.data *= factor
     else:
         conv.weight.data *= factor
-
-
-def _fixup_zero_(conv):
-    """Make the branch output 0 at initialisation, through its last conv."""
-    if isinstance(conv, WAConv2d):
-        init.zeros_(conv.gamma)
-    elif isinstance(conv, WNConv2d):
-        init.zeros_(conv.weight_g)
-    else:
-        init.zeros_(conv.weight)
 
 
 def fixup_scalars(model):
@@ -278,6 +321,12 @@ def fixup_scalars(model):
     return out
 
 
+def fixup_scalar_lr_factor(model):
+    """The Fixup scalars' learning rate as a fraction of the main rate (1.0 without Fixup)."""
+    cfg = getattr(model, "fixup_config", None)
+    return 1.0 if cfg is None else cfg.scalar_lr_factor
+
+
 # ----------------------------------------------------------------------------
 # ResNet
 # ----------------------------------------------------------------------------
@@ -289,9 +338,12 @@ class ResNet(nn.Module):
     """
 
     def __init__(self, block, num_blocks, stage_widths, norm="none", num_classes=10, width=1.0,
-                 in_channels=3):
+                 in_channels=3, fixup=None):
         super().__init__()
         self.fixup = norms.parse(norm).activation == "none"
+        # The Fixup spec this net was built with (None when it has an activation norm).
+        self.fixup_config = (parse_fixup(default_fixup(norm) if fixup is None else fixup)
+                             if self.fixup else None)
         if self.fixup:
             block = {BasicBlock: FixupBasicBlock, Bottleneck: FixupBottleneck}[block]
         c = _ch(stage_widths[0], width)
@@ -314,13 +366,19 @@ class ResNet(nn.Module):
             self._fixup_init(block, sum(num_blocks))
 
     def _fixup_init(self, block, num_branches):
-        factor = num_branches ** (-1.0 / (2 * block.depth - 2))
+        """Fixup's initialisation as `self.fixup_config` reads it (see the module docstring)."""
+        cfg = self.fixup_config
+        inner_factor = num_branches ** (-1.0 / (2 * block.depth - 2))
         for m in self.modules():
             if isinstance(m, (FixupBasicBlock, FixupBottleneck)):
                 *inner, last = m.branch_convs()
-                for conv in inner:
-                    _fixup_scale_(conv, factor)
-                _fixup_zero_(last)
+                if cfg.scale_inner:
+                    for conv in inner:
+                        _scale_filters_(conv, inner_factor)
+                if cfg.closing == "multiplier":
+                    init.zeros_(m.scale)
+                else:   # "gamma": the last conv's length 0; "small-gamma": L^(-1/2)
+                    _scale_filters_(last, 0.0 if cfg.closing == "gamma" else num_branches ** -0.5)
         init.zeros_(self.fc.weight)
         init.zeros_(self.fc.bias)
 
@@ -353,17 +411,22 @@ def names():
     return sorted(_MODELS)
 
 
-def build(name, norm="wa", num_classes=10, width=1.0, in_channels=3,
-          gn_groups=norms.GN_GROUPS, gn_min_channels=norms.GN_MIN_CHANNELS):
+def build(name, norm="gn+wa", num_classes=10, width=1.0, in_channels=3,
+          gn_groups=norms.GN_GROUPS, gn_min_channels=norms.GN_MIN_CHANNELS, fixup=None):
     """Build model `name` normalized by the spec `norm` (see `wa.norms`), weights initialised.
 
     name:        one of `names()`.
-    norm:        a norm spec such as "wa", "gn+wa", "bn", "none", "wa[center]" (or a
-                 `wa.norms.NormConfig`, whose group rule then wins over the two below).
+    norm:        a norm spec such as "gn+wa" (the default, as in wa-train), "wa", "bn", "none",
+                 "wa[center]" (or a `wa.norms.NormConfig`, whose group rule then wins over the
+                 two below).
     num_classes: outputs of the linear classifier.
     width:       multiplies every channel count (0.25 for quick CPU runs).
     gn_groups, gn_min_channels: the group rule of gn and bcn (`wa.norms.num_groups`); the
-                 defaults are the GN paper's 32 groups where the channel count allows.
+                 defaults are the GN paper's 32 groups, never fewer than 2 channels per group.
+    fixup:       how a ResNet without an activation norm starts its residual branches, a spec
+                 of `parse_fixup` such as "multiplier" or "gamma,lr/10,scaled"; None picks
+                 `default_fixup(norm)`.  Checked always, used only by Fixup nets; the net's
+                 `fixup_config` holds what it was built with.
     """
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(names())}")
@@ -373,5 +436,9 @@ def build(name, norm="wa", num_classes=10, width=1.0, in_channels=3,
         raise ValueError(f"width must be > 0 (it multiplies every channel count), got {width!r}")
     if int(num_classes) != num_classes or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    return _MODELS[name](norm=norm, num_classes=int(num_classes), width=width,
-                         in_channels=in_channels)
+    kwargs = dict(norm=norm, num_classes=int(num_classes), width=width, in_channels=in_channels)
+    if fixup is not None:
+        fixup = parse_fixup(fixup)
+        if name.startswith("resnet"):
+            kwargs["fixup"] = fixup
+    return _MODELS[name](**kwargs)

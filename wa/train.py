@@ -29,8 +29,9 @@ The run folder (--out) gets
 Group norms (gn, bcn): --gn-groups N (default 32, the GN paper's and the WA paper's setting) and
 --gn-min-channels K (default 1; 4 is the rule that lets narrow nets such as resnet20 learn) set
 the group count per layer, see `wa.norms`.  Fixup models (resnets without an activation norm)
-train their scalar biases and multipliers at lr / 10, as the Fixup authors' code does;
-config.json lists the parameter groups and the group count per GroupNorm width.
+start their residual branches as --fixup says (see `wa.models`; ",lr/10" trains the scalar
+biases and multipliers at lr / 10, as the Fixup authors' code does); config.json lists the
+Fixup spec, the parameter groups and the group count per GroupNorm width.
 
 Two recipes (`--recipe`; config.json records which one ran).  Both use SGD with momentum 0.9
 and weight decay 5e-4, the paper's section IV.
@@ -137,6 +138,11 @@ def build_parser(prog="wa-train"):
     a("--norm", default="gn+wa", help="normalization spec of wa.norms, e.g. bn, gn+wa, wa, none, "
       "or a WA variant of Table IV / Fig. 6: wa[center], wa[scale], wa[alpha=A], gn+wa[center]")
     add_group_flags(p)
+    a("--fixup", default=None, metavar="SPEC",
+      help="resnets without an activation norm: how each residual branch starts closed, "
+      "multiplier | gamma | small-gamma, optionally ',lr/10' (Fixup scalars at lr/10) and "
+      "',scaled' (inner convs times L^-1/2); 'gamma,lr/10,scaled' is Fixup as published "
+      "[default: multiplier for wa and wn, gamma,lr/10,scaled for plain convs; see wa.models]")
     a("--dataset", default="cifar10-sample", choices=wadata.DATASETS)
     a("--data-dir", default=None, help="folder holding (or to receive) cifar-10-batches-py/ or "
       "cifar-100-python/ [default: ~/.cache/weightalign]")
@@ -210,6 +216,11 @@ def parse_config(argv=None, prog="wa-train"):
         cfg["norm"] = norms.canonical(cfg["norm"])
     except ValueError as e:
         parser.error(f"--norm: {e}")
+    if cfg.get("fixup") is not None:
+        try:
+            cfg["fixup"] = str(models.parse_fixup(cfg["fixup"]))
+        except ValueError as e:
+            parser.error(f"--fixup: {e}")
     if cfg["device"] == "cuda" and not backend.is_available("cuda"):
         parser.error("--device cuda: no usable GPU (CuPy missing or no CUDA device); use --device cpu")
     if cfg["out"] is None:

@@ -1,0 +1,132 @@
+"""How should a WA (or WN) residual branch start closed?  Train resnet20 with each Fixup spec.
+
+    python benchmarks/fixup_closing.py                       # every job, two at a time
+    python benchmarks/fixup_closing.py --jobs 1 --runs /tmp/fixup-runs
+    python benchmarks/fixup_closing.py --summarize           # only rebuild the tables
+
+Each job is one `wa-train` run (defaults otherwise: the short recipe, cifar10-sample's 1,504
+training and 360 test images, full-width resnet20) with a `--fixup` spec (see `wa.models`),
+a batch size, an epoch count and a seed; `--threads 1` each.  Run folders go to --runs
+(outside the repository: no checkpoints are kept here); a finished run is not run again.
+The summary -- one row per run in fixup_closing.csv, and the mean +- standard error over
+seeds in fixup_closing.md, with the command and the code version -- goes to --results.
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEEDS = (0, 1, 2)
+
+# (norm, fixup spec, batch size, epochs): the batch-64 candidates first, then the
+# ablations of the scalars' rate and the inner scaling, then the small batch, then WN.
+PLAN = (
+    [("wa", f, 64, 10) for f in ("gamma,lr/10,scaled", "multiplier", "gamma")]
+    + [("wa", f, 64, 10) for f in ("multiplier,lr/10", "multiplier,scaled", "small-gamma")]
+    + [("wa", f, 8, 3) for f in ("gamma,lr/10,scaled", "multiplier", "gamma")]
+    + [("wn", f, 64, 10) for f in ("gamma,lr/10,scaled", "multiplier")]
+)
+
+
+def run_name(norm, fixup, batch, epochs, seed):
+    return f"{norm}-{fixup.replace(',', '+').replace('/', '')}-b{batch}-e{epochs}-s{seed}"
+
+
+def command(norm, fixup, batch, epochs, seed, out):
+    return [sys.executable, "-m", "wa.train", "--model", "resnet20", "--norm", norm,
+            "--fixup", fixup, "--batch-size", str(batch), "--epochs", str(epochs),
+            "--seed", str(seed), "--threads", "1", "--progress", "off", "--no-download",
+            "--out", out]
+
+
+def read_metrics(out):
+    path = os.path.join(out, "metrics.jsonl")
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def run_one(job, runs):
+    norm, fixup, batch, epochs, seed = job
+    out = os.path.join(runs, run_name(*job))
+    if len(read_metrics(out)) >= epochs:
+        return out
+    cmd = command(*job, out)
+    if os.path.isfile(os.path.join(out, "checkpoint.npz")):
+        cmd.append("--resume")
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    with open(out + ".log", "w") as log:
+        subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+    print("done", out, flush=True)
+    return out
+
+
+def summarize(runs, results):
+    rows = []
+    for norm, fixup, batch, epochs in PLAN:
+        for seed in SEEDS:
+            m = read_metrics(os.path.join(runs, run_name(norm, fixup, batch, epochs, seed)))
+            if len(m) >= epochs:
+                rows.append({"norm": norm, "fixup": fixup, "batch_size": batch, "epochs": epochs,
+                             "seed": seed, "test_acc": m[-1]["test_acc"],
+                             "train_acc": m[-1]["train_acc"], "train_loss": m[-1]["train_loss"]})
+    os.makedirs(results, exist_ok=True)
+    with open(os.path.join(results, "fixup_closing.csv"), "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=["norm", "fixup", "batch_size", "epochs", "seed",
+                                          "test_acc", "train_acc", "train_loss"])
+        w.writeheader()
+        w.writerows(rows)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip()
+    lines = ["# Fixup closing for re-parameterized convs: resnet20 on cifar10-sample", "",
+             "wa-train defaults otherwise (short recipe: Nesterov, one-cycle to 0.05 x (B/64)^0.554, "
+             "weight decay 5e-4, augmentation), 1,504 training / 360 test images, full width. "
+             "Test accuracy (%) after the last epoch: mean +- standard error over the seeds "
+             "(n = number of seeds), then each seed.", "",
+             f"Code version: `{head}`", "",
+             "Command: `python benchmarks/fixup_closing.py --runs /tmp/fixup-runs` (each run: "
+             "`python -m wa.train --model resnet20 --norm NORM --fixup SPEC --batch-size B "
+             "--epochs E --seed S --threads 1 --no-download --out DIR`)", "",
+             "| norm | --fixup | batch | epochs | test acc. (%) | n | seeds | train acc. (%) |",
+             "|---|---|---:|---:|---:|---:|---|---:|"]
+    for norm, fixup, batch, epochs in PLAN:
+        got = [r for r in rows if (r["norm"], r["fixup"], r["batch_size"], r["epochs"])
+               == (norm, fixup, batch, epochs)]
+        if not got:
+            continue
+        acc = [100 * r["test_acc"] for r in got]
+        mean = sum(acc) / len(acc)
+        se = (math.sqrt(sum((a - mean) ** 2 for a in acc) / (len(acc) - 1) / len(acc))
+              if len(acc) > 1 else float("nan"))
+        train = sum(100 * r["train_acc"] for r in got) / len(got)
+        lines.append(f"| {norm} | `{fixup}` | {batch} | {epochs} | {mean:.1f} +- {se:.1f} | "
+                     f"{len(acc)} | {' / '.join(f'{a:.1f}' for a in acc)} | {train:.1f} |")
+    with open(os.path.join(results, "fixup_closing.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", default="/tmp/fixup-runs", help="run folders (outside the repo)")
+    p.add_argument("--results", default=os.path.join(ROOT, "benchmarks", "results", "fixup_closing"))
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    p.add_argument("--summarize", action="store_true", help="only rebuild the tables")
+    args = p.parse_args()
+    if not args.summarize:
+        os.makedirs(args.runs, exist_ok=True)
+        jobs = [(n, f, b, e, s) for n, f, b, e in PLAN for s in SEEDS]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            for _ in pool.map(lambda j: run_one(j, args.runs), jobs):
+                summarize(args.runs, args.results)
+    summarize(args.runs, args.results)
+
+
+if __name__ == "__main__":
+    main()
