@@ -3,6 +3,8 @@
     python benchmarks/fixup_closing.py                       # every job, two at a time
     python benchmarks/fixup_closing.py --jobs 1 --runs /tmp/fixup-runs
     python benchmarks/fixup_closing.py --summarize           # only rebuild the tables
+    git archive HEAD | tar -x -C /tmp/fixup-code             # a frozen copy of the code, then
+    python benchmarks/fixup_closing.py --code /tmp/fixup-code   # to keep editing meanwhile
 
 Each job is one `wa-train` run (defaults otherwise: the short recipe, cifar10-sample's 1,504
 training and 360 test images, full-width resnet20) with a `--fixup` spec (see `wa.models`),
@@ -21,6 +23,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CODE = ROOT     # the code the runs import: --code, a frozen copy, lets you edit ROOT meanwhile
 SEEDS = (0, 1, 2)
 
 # (norm, fixup spec, batch size, epochs): the batch-64 candidates first, then the
@@ -60,11 +63,17 @@ def run_one(job, runs):
     cmd = command(*job, out)
     if os.path.isfile(os.path.join(out, "checkpoint.npz")):
         cmd.append("--resume")
-    env = {**os.environ, "PYTHONPATH": ROOT}
+    env = {**os.environ, "PYTHONPATH": CODE}
     with open(out + ".log", "w") as log:
-        subprocess.run(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+        subprocess.run(cmd, cwd=CODE, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
     print("done", out, flush=True)
     return out
+
+
+def code_version(runs):
+    """The `git rev-parse HEAD` written to --runs when the runs started."""
+    path = os.path.join(runs, "code_version.txt")
+    return open(path).read().strip() if os.path.isfile(path) else "unknown"
 
 
 def summarize(runs, results):
@@ -82,8 +91,7 @@ def summarize(runs, results):
                                           "test_acc", "train_acc", "train_loss"])
         w.writeheader()
         w.writerows(rows)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                          text=True).stdout.strip()
+    head = code_version(runs)
     lines = ["# Fixup closing for re-parameterized convs: resnet20 on cifar10-sample", "",
              "wa-train defaults otherwise (short recipe: Nesterov, one-cycle to 0.05 x (B/64)^0.554, "
              "weight decay 5e-4, augmentation), 1,504 training / 360 test images, full width. "
@@ -117,10 +125,17 @@ def main():
     p.add_argument("--runs", default="/tmp/fixup-runs", help="run folders (outside the repo)")
     p.add_argument("--results", default=os.path.join(ROOT, "benchmarks", "results", "fixup_closing"))
     p.add_argument("--jobs", type=int, default=2, help="runs at a time")
+    p.add_argument("--code", default=ROOT, help="the repository copy the runs import "
+                   "(e.g. `git archive HEAD | tar -x -C DIR`) [default: this one]")
     p.add_argument("--summarize", action="store_true", help="only rebuild the tables")
     args = p.parse_args()
+    global CODE
+    CODE = os.path.abspath(args.code)
     if not args.summarize:
         os.makedirs(args.runs, exist_ok=True)
+        with open(os.path.join(args.runs, "code_version.txt"), "w") as f:
+            f.write(subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                                   text=True).stdout)
         jobs = [(n, f, b, e, s) for n, f, b, e in PLAN for s in SEEDS]
         with ThreadPoolExecutor(args.jobs) as pool:
             for _ in pool.map(lambda j: run_one(j, args.runs), jobs):
