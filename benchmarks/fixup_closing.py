@@ -28,11 +28,13 @@ SEEDS = (0, 1, 2)
 
 # (norm, fixup spec, batch size, epochs): the batch-64 candidates first, then the
 # ablations of the scalars' rate and the inner scaling, then the small batch, then WN.
+MAIN = ("gamma,lr/10,scaled", "multiplier", "gamma", "small-gamma")
 PLAN = (
-    [("wa", f, 64, 10) for f in ("gamma,lr/10,scaled", "multiplier", "gamma")]
-    + [("wa", f, 64, 10) for f in ("multiplier,lr/10", "multiplier,scaled", "small-gamma")]
-    + [("wa", f, 8, 3) for f in ("gamma,lr/10,scaled", "multiplier", "gamma")]
-    + [("wn", f, 64, 10) for f in ("gamma,lr/10,scaled", "multiplier")]
+    [("wa", f, 64, 10) for f in MAIN]
+    + [("wa", f, 64, 10) for f in ("multiplier,lr/10", "multiplier,scaled", "small-gamma,lr/10",
+                                   "small-gamma,scaled")]
+    + [("wa", f, 8, 3) for f in MAIN]
+    + [("wn", f, 64, 10) for f in ("gamma,lr/10,scaled", "multiplier", "small-gamma")]
 )
 
 

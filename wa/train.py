@@ -27,7 +27,7 @@ The run folder (--out) gets
                   norm, update-to-weight ratio and WA's gamma every N steps (`wa.diagnostics`).
 
 Group norms (gn, bcn): --gn-groups N (default 32, the GN paper's and the WA paper's setting) and
---gn-min-channels K (default 1; 4 is the rule that lets narrow nets such as resnet20 learn) set
+--gn-min-channels K (default 2: never one channel per group, which would be InstanceNorm) set
 the group count per layer, see `wa.norms`.  Fixup models (resnets without an activation norm)
 start their residual branches as --fixup says (see `wa.models`; ",lr/10" trains the scalar
 biases and multipliers at lr / 10, as the Fixup authors' code does); config.json lists the
@@ -195,8 +195,8 @@ def add_group_flags(p):
                    help="gn and bcn: at most N groups per layer [default: %(default)s, the GN "
                    "paper's and the WA paper's setting]")
     p.add_argument("--gn-min-channels", type=_positive(int), default=norms.GN_MIN_CHANNELS,
-                   metavar="K", help="gn and bcn: at least K channels per group (4 is the rule "
-                   "that lets narrow nets such as resnet20 learn) [default: %(default)s]")
+                   metavar="K", help="gn and bcn: at least K channels per group (1 allows "
+                   "InstanceNorm-like groups on narrow layers) [default: %(default)s]")
 
 
 def parse_config(argv=None, prog="wa-train"):
