@@ -3,7 +3,8 @@
     python benchmarks/fixup_closing.py                       # every job, two at a time
     python benchmarks/fixup_closing.py --jobs 1 --runs /tmp/fixup-runs
     python benchmarks/fixup_closing.py --summarize           # only rebuild the tables
-    git archive HEAD | tar -x -C /tmp/fixup-code             # a frozen copy of the code, then
+    git archive HEAD | tar -x -C /tmp/fixup-code             # a frozen copy of the code,
+    git rev-parse HEAD > /tmp/fixup-code/COMMIT               # its version, then
     python benchmarks/fixup_closing.py --code /tmp/fixup-code   # to keep editing meanwhile
 
 Each job is one `wa-train` run (defaults otherwise: the short recipe, cifar10-sample's 1,504
@@ -72,6 +73,15 @@ def run_one(job, runs):
     return out
 
 
+def version_of(code):
+    """`git rev-parse HEAD` of a checkout, or the COMMIT file of a frozen copy."""
+    path = os.path.join(code, "COMMIT")
+    if os.path.isfile(path):
+        return open(path).read().strip()
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=code, capture_output=True,
+                          text=True).stdout.strip()
+
+
 def code_version(runs):
     """The `git rev-parse HEAD` written to --runs when the runs started."""
     path = os.path.join(runs, "code_version.txt")
@@ -136,8 +146,7 @@ def main():
     if not args.summarize:
         os.makedirs(args.runs, exist_ok=True)
         with open(os.path.join(args.runs, "code_version.txt"), "w") as f:
-            f.write(subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
-                                   text=True).stdout)
+            f.write(version_of(CODE))
         jobs = [(n, f, b, e, s) for n, f, b, e in PLAN for s in SEEDS]
         with ThreadPoolExecutor(args.jobs) as pool:
             for _ in pool.map(lambda j: run_one(j, args.runs), jobs):
