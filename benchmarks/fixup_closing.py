@@ -27,16 +27,17 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CODE = ROOT     # the code the runs import: --code, a frozen copy, lets you edit ROOT meanwhile
 SEEDS = (0, 1, 2)
 
-# (norm, fixup spec, batch size, epochs): the batch-64 candidates first, then the
-# ablations of the scalars' rate and the inner scaling, then the small batch, then WN.
+# The runs, (norm, fixup spec, batch size, epochs), in the order of the table.
 MAIN = ("gamma,lr/10,scaled", "multiplier", "gamma", "small-gamma")
-PLAN = (
-    [("wa", f, 64, 10) for f in MAIN]
-    + [("wa", f, 64, 10) for f in ("multiplier,lr/10", "multiplier,scaled", "small-gamma,lr/10",
-                                   "small-gamma,scaled")]
-    + [("wa", f, 8, 3) for f in MAIN]
-    + [("wn", f, 64, 10) for f in ("gamma,lr/10,scaled", "multiplier", "small-gamma")]
-)
+ABLATIONS = ("multiplier,lr/10", "multiplier,scaled", "small-gamma,lr/10", "small-gamma,scaled")
+PLAN = ([("wa", f, 64, 10) for f in MAIN + ABLATIONS] + [("wa", f, 8, 3) for f in MAIN]
+        + [("wn", f, 64, 10) for f in ("gamma,lr/10,scaled", "multiplier", "small-gamma")])
+# The order they run in: every seed of the main candidates at batch 64, then one seed of the
+# small batch and of the ablations, then the further seeds, WN last.
+JOBS = ([(PLAN[i], s) for i in (0, 1, 3, 2) for s in SEEDS]
+        + [(c, 0) for c in PLAN[8:12] + PLAN[4:8]]
+        + [(c, s) for s in SEEDS[1:] for c in PLAN[8:12] + PLAN[4:8]]
+        + [(c, 0) for c in PLAN[12:]])
 
 
 def run_name(norm, fixup, batch, epochs, seed):
@@ -147,7 +148,7 @@ def main():
         os.makedirs(args.runs, exist_ok=True)
         with open(os.path.join(args.runs, "code_version.txt"), "w") as f:
             f.write(version_of(CODE))
-        jobs = [(n, f, b, e, s) for n, f, b, e in PLAN for s in SEEDS]
+        jobs = [(*config, seed) for config, seed in JOBS]
         with ThreadPoolExecutor(args.jobs) as pool:
             for _ in pool.map(lambda j: run_one(j, args.runs), jobs):
                 summarize(args.runs, args.results)

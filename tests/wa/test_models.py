@@ -200,6 +200,48 @@ def test_fixup_initialisation(spec, fixup, rng):
         np.testing.assert_allclose(first(x).numpy(), x.numpy(), rtol=1e-6)
 
 
+def _branch_gradients(spec, fixup, rng, steps=2):
+    """Train resnet20 (width 0.5) `steps` SGD steps as wa-train would (its parameter groups,
+    momentum 0.9, weight decay 5e-4, lr 0.05) on one batch; return, at the last step, each
+    branch conv's relative gradient ||dL/dw|| / ||w|| of its raw weight over the stem's, at
+    the next step."""
+    from minigrad import optim
+    import minigrad.functional as F
+    from wa.trainer import param_groups
+    init.manual_seed(0)
+    model = models.build("resnet20", spec, width=0.5, fixup=fixup)
+    opt = optim.SGD(param_groups(model, 0.05), lr=0.05, momentum=0.9, weight_decay=5e-4)
+    x = mg.tensor(rng.standard_normal((16, 3, 16, 16)).astype(np.float32))
+    y = mg.tensor(rng.integers(0, 10, 16))
+    convs = [c for b in model.modules() if isinstance(b, FixupBasicBlock) for c in b.branch_convs()]
+
+    def relative(conv):
+        g = conv.weight.grad
+        return 0.0 if g is None else float(np.linalg.norm(np.asarray(g)) /
+                                           np.linalg.norm(conv.weight.numpy()))
+    for _ in range(steps):
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    loss = F.cross_entropy(model(x), y)
+    opt.zero_grad()
+    loss.backward()
+    return np.array([relative(c) for c in convs]) / relative(model.conv1)
+
+
+@pytest.mark.parametrize("spec", ["wa", "wn"])
+def test_under_the_default_fixup_every_branch_conv_learns_from_the_start(spec, rng):
+    """The classifier starts at 0, so step 1 trains only it; from step 2 on, under the default,
+    every conv inside every residual branch gets a gradient of the stem's order (relative to its
+    weight) -- here at step 3.  Under Fixup as published, mapped onto gamma / g (the last conv's length 0), the
+    branch convs' gradients are proportional to that length and stay ~1e-7 of the stem's."""
+    ratios = _branch_gradients(spec, None, rng)
+    assert len(ratios) == 18 and np.all((ratios > 0.02) & (ratios < 50)), ratios
+    starved = _branch_gradients(spec, models.FIXUP_PUBLISHED, rng)
+    assert np.all(starved < 1e-3), starved
+
+
 def test_fixup_defaults():
     assert models.default_fixup("wa") == models.default_fixup("wn") == models.FIXUP_DEFAULT
     assert models.default_fixup("wa[center]") == models.FIXUP_DEFAULT
