@@ -368,3 +368,36 @@ def test_wa_with_four_times_the_papers_factor_and_no_activation_norm_does_not_tr
     assert np.all(np.isfinite(losses)) and abs(losses[0] - np.log(5)) < 0.02, losses
     assert min(losses) > 0.95 * losses[0], losses
     assert min(_ten_sgd_steps(name, "wa", rng)[-3:]) < 0.95 * np.log(5)
+
+
+@pytest.mark.parametrize("flag,want,scalar_lr", [([], models.FIXUP_DEFAULT, None),
+                                                 (["--fixup", "Gamma,LR/10,scaled"],
+                                                  "gamma,lr/10,scaled", 0.002),
+                                                 (["--fixup", "multiplier"], "multiplier", 0.02)])
+def test_wa_train_fixup_flag_builds_the_net_and_is_recorded(tmp_path, flag, want, scalar_lr):
+    """wa-train --fixup SPEC: the net is built with it, its scalars get the spec's rate, and
+    config.json records the spec the net was built with (null for a net with a norm)."""
+    import json
+    import wa.train as T
+    out = tmp_path / "run"
+    tiny = ["--dataset", "synthetic", "--model", "resnet20", "--width", "0.25", "--limit-train",
+            "32", "--limit-test", "16", "--batch-size", "16", "--epochs", "1", "--lr", "0.02"]
+    assert T.main(tiny + ["--norm", "wa", "--out", str(out)] + flag) == 0
+    with open(out / "config.json") as f:
+        doc = json.load(f)
+    assert doc["fixup"] == want and doc["settings"]["fixup"] == (want if flag else None)
+    scalars = doc["param_groups"][1]
+    want_lr = scalar_lr or 0.02 * models.parse_fixup(want).scalar_lr_factor
+    assert scalars["name"] == "fixup scalars" and scalars["lr"] == pytest.approx(want_lr)
+    assert T.main(tiny + ["--norm", "gn+wa", "--out", str(tmp_path / "gn")] + flag) == 0
+    with open(tmp_path / "gn" / "config.json") as f:
+        assert json.load(f)["fixup"] is None
+
+
+def test_wa_train_bad_fixup_flag_is_a_usage_error(tmp_path, capsys):
+    import wa.train as T
+    with pytest.raises(SystemExit) as e:
+        T.parse_config(["--fixup", "zero", "--out", str(tmp_path / "r")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--fixup: invalid fixup spec 'zero'" in err and "multiplier, gamma, small-gamma" in err
