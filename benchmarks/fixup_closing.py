@@ -32,11 +32,11 @@ MAIN = ("gamma,lr/10,scaled", "multiplier", "gamma", "small-gamma")
 ABLATIONS = ("multiplier,lr/10", "multiplier,scaled", "small-gamma,lr/10", "small-gamma,scaled")
 PLAN = ([("wa", f, 64, 10) for f in MAIN + ABLATIONS] + [("wa", f, 8, 3) for f in MAIN]
         + [("wn", f, 64, 10) for f in ("gamma,lr/10,scaled", "multiplier", "small-gamma")])
-# The order they run in: every seed of the main candidates at batch 64, then one seed of the
-# small batch and of the ablations, then the further seeds, WN last.
-JOBS = ([(PLAN[i], s) for i in (0, 1, 3, 2) for s in SEEDS]
-        + [(c, 0) for c in PLAN[8:12] + PLAN[4:8]]
-        + [(c, s) for s in SEEDS[1:] for c in PLAN[8:12] + PLAN[4:8]]
+# The order they run in: every seed of the three main candidates at batch 64, one seed of the
+# small batch and of the other specs, then the further seeds, WN last.
+JOBS = ([(PLAN[i], s) for i in (0, 1, 3) for s in SEEDS]
+        + [(PLAN[i], 0) for i in (8, 9, 11, 2, 6, 7, 4, 5, 10)]
+        + [(PLAN[i], s) for s in SEEDS[1:] for i in (8, 9, 11, 2, 6, 7, 4, 5, 10)]
         + [(c, 0) for c in PLAN[12:]])
 
 

@@ -1,6 +1,7 @@
 """The paper's networks, each buildable with any norm spec (see `wa.norms`).
 
-    model = wa.models.build("resnet20", norm="gn+wa", num_classes=10, width=1.0)
+    model = wa.models.build("resnet20", norm="gn+wa", num_classes=10, width=1.0)   # the defaults
+    model = wa.models.build("resnet20", norm="wa", fixup="multiplier")   # WA alone, with Fixup
     wa.models.names()     # ['plain8', 'resnet101', ..., 'vgg16']
 
 Every model is for CIFAR-sized inputs (N, 3, H, W) and ends in global average pooling, so any
@@ -15,8 +16,8 @@ Common choices, the same for every spec so that models differ only in their norm
   * raw conv weights start as Kaiming normal, N(0, 2/fan_in) (He et al.; the paper's III-C);
   * `width` multiplies every channel count: c -> max(1, round(c * width)); group counts for gn
     and bcn are chosen per layer by `wa.norms.num_groups`, so any width is valid: by default
-    the GN paper's 32 groups where C allows (C = 16 -> 16 groups), with `gn_min_channels=4`
-    at least 4 channels per group (see `wa.norms`);
+    the GN paper's 32 groups, never fewer than 2 channels per group (C = 64 -> 32 groups,
+    C = 16 -> 8), so no GroupNorm silently becomes InstanceNorm (see `wa.norms`);
   * `norm` may be a WA variant of Table IV / Fig. 6 ("wa[center]", "gn+wa[alpha=2]", ...).
 
 Models:
