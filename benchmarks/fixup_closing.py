@@ -35,8 +35,11 @@ PLAN = ([("wa", f, 64, 10) for f in MAIN + ABLATIONS] + [("wa", f, 8, 3) for f i
 # The order they run in: every seed of the three main candidates at batch 64, one seed of the
 # small batch and of the other specs, then the further seeds, WN last.
 JOBS = ([(PLAN[i], s) for i in (0, 1, 3) for s in SEEDS]
-        + [(PLAN[i], 0) for i in (8, 9, 11, 2, 6, 7, 4, 5, 10)]
-        + [(PLAN[i], s) for s in SEEDS[1:] for i in (8, 9, 11, 2, 6, 7, 4, 5, 10)]
+        + [(PLAN[i], 0) for i in (8, 9, 11, 2, 6, 7, 4, 5)]
+        + [(PLAN[6], s) for s in SEEDS[1:]]
+        + [(PLAN[i], s) for s in SEEDS[1:] for i in (8, 9, 11)]
+        + [(PLAN[10], 0)] + [(PLAN[i], s) for i in (2, 7, 4, 5) for s in SEEDS[1:]]
+        + [(PLAN[10], s) for s in SEEDS[1:]]
         + [(c, 0) for c in PLAN[12:]])
 
 
