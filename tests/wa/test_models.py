@@ -173,7 +173,7 @@ def test_fixup_initialisation(spec, fixup, rng):
       small-gamma    the last conv's length is L^(-1/2)
       scaled         the first conv's length is L^(-1/(2m-2)) = 1/3, else it stays 1
     A branch that starts closed makes each block with an identity shortcut the identity on its
-    (ReLU'd) input.  The default is "multiplier" for WA and WN, Fixup as published otherwise."""
+    (ReLU'd) input.  The default is "small-gamma" for WA and WN, Fixup as published otherwise."""
     model = models.build("resnet20", spec, width=0.5, fixup=fixup)
     cfg = models.parse_fixup(fixup or models.default_fixup(spec))
     assert model.fixup and model.fixup_config == cfg
