@@ -33,14 +33,15 @@ ABLATIONS = ("multiplier,lr/10", "multiplier,scaled", "small-gamma,lr/10", "smal
 PLAN = ([("wa", f, 64, 10) for f in MAIN + ABLATIONS] + [("wa", f, 8, 3) for f in MAIN]
         + [("wn", f, 64, 10) for f in ("gamma,lr/10,scaled", "multiplier", "small-gamma")])
 # The order they run in: every seed of the three main candidates at batch 64, one seed of the
-# small batch and of the other specs, then the further seeds, WN last.
+# small batch and of the other specs, the scalars' rate and the small batch over seeds, one
+# seed of WN, then the further seeds of the rest.
 JOBS = ([(PLAN[i], s) for i in (0, 1, 3) for s in SEEDS]
         + [(PLAN[i], 0) for i in (8, 9, 11, 2, 6, 7, 4, 5)]
         + [(PLAN[6], s) for s in SEEDS[1:]]
         + [(PLAN[i], s) for s in SEEDS[1:] for i in (8, 9, 11)]
+        + [(c, 0) for c in PLAN[12:]]
         + [(PLAN[10], 0)] + [(PLAN[i], s) for i in (2, 7, 4, 5) for s in SEEDS[1:]]
-        + [(PLAN[10], s) for s in SEEDS[1:]]
-        + [(c, 0) for c in PLAN[12:]])
+        + [(PLAN[10], s) for s in SEEDS[1:]])
 
 
 def run_name(norm, fixup, batch, epochs, seed):
@@ -134,6 +135,38 @@ def summarize(runs, results):
     with open(os.path.join(results, "fixup_closing.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
+    plot(rows, os.path.join(results, "fixup_closing.png"))
+
+
+def plot(rows, path):
+    """Test accuracy per spec, each seed a dot, the mean a bar; one panel per (norm, batch)."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("no matplotlib: skipped", path)
+        return
+    panels = sorted({(r["norm"], r["batch_size"], r["epochs"]) for r in rows},
+                    key=lambda p: (p[0] != "wa", -p[1]))
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 4), squeeze=False)
+    for ax, (norm, batch, epochs) in zip(axes[0], panels):
+        specs = [f for n, f, b, e in PLAN if (n, b, e) == (norm, batch, epochs)]
+        specs = [f for f in specs if any(r["fixup"] == f and r["norm"] == norm
+                                         and r["batch_size"] == batch for r in rows)]
+        for i, f in enumerate(specs):
+            acc = [100 * r["test_acc"] for r in rows
+                   if (r["norm"], r["fixup"], r["batch_size"]) == (norm, f, batch)]
+            ax.bar(i, sum(acc) / len(acc), color="C0" if f == "small-gamma" else "C7")
+            ax.plot([i] * len(acc), acc, "k.")
+        ax.set_xticks(range(len(specs)), specs, rotation=45, ha="right", fontsize=8)
+        ax.set_title(f"{norm} resnet20, batch {batch}, {epochs} epochs", fontsize=9)
+        ax.set_ylabel("test accuracy (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
 
 
 def main():
