@@ -139,10 +139,11 @@ def build_parser(prog="wa-train"):
       "or a WA variant of Table IV / Fig. 6: wa[center], wa[scale], wa[alpha=A], gn+wa[center]")
     add_group_flags(p)
     a("--fixup", default=None, metavar="SPEC",
-      help="resnets without an activation norm: how each residual branch starts closed, "
-      "multiplier | gamma | small-gamma, optionally ',lr/10' (Fixup scalars at lr/10) and "
-      "',scaled' (inner convs times L^-1/2); 'gamma,lr/10,scaled' is Fixup as published "
-      "[default: multiplier for wa and wn, gamma,lr/10,scaled for plain convs; see wa.models]")
+      help="resnets without an activation norm: how each residual branch starts (see "
+      "wa.models): its last conv's gamma L^-1/2 (small-gamma), 0 (gamma), or its multiplier "
+      "0 (multiplier), optionally ',lr/10' (Fixup scalars at lr/10) and ',scaled' (inner "
+      "convs times L^-1/2); 'gamma,lr/10,scaled' is Fixup as published [default: "
+      "small-gamma for wa and wn, gamma,lr/10,scaled for plain convs]")
     a("--dataset", default="cifar10-sample", choices=wadata.DATASETS)
     a("--data-dir", default=None, help="folder holding (or to receive) cifar-10-batches-py/ or "
       "cifar-100-python/ [default: ~/.cache/weightalign]")
