@@ -65,7 +65,8 @@ Defaults: "gamma,lr/10,scaled" (Fixup as published) for plain convs; "small-gamm
 WAConv2d and WNConv2d, because it is the one closing under which every conv of every branch
 learns from the first steps, at the stem's order of gradient (under a zero closing: orders
 of magnitude below it for the first tens of steps), and because it trained best.  WA resnet20
-on cifar10-sample (1,504 / 360 images), wa-train's short recipe, test accuracy, mean +- standard error over 3 seeds:
+on cifar10-sample (1,504 / 360 images), wa-train's short recipe, test accuracy, mean +-
+standard error over 3 seeds:
 
     --fixup                  batch 64, 10 epochs    batch 8, 3 epochs
     small-gamma                  40.4 +- 0.6 %          32.6 +- 1.4 %
@@ -92,8 +93,9 @@ from . import norms
 from .nn import WAConv2d, WNConv2d
 
 __all__ = ["build", "names", "fixup_scalars", "fixup_scalar_lr_factor", "parse_fixup",
-           "default_fixup", "FixupConfig", "FIXUP_CLOSINGS", "FIXUP_DEFAULT", "FIXUP_PUBLISHED", "Plain8", "VGG", "ResNet", "BasicBlock",
-           "Bottleneck", "FixupBasicBlock", "FixupBottleneck"]
+           "default_fixup", "FixupConfig", "FIXUP_CLOSINGS", "FIXUP_DEFAULT", "FIXUP_PUBLISHED",
+           "Plain8", "VGG", "ResNet", "BasicBlock", "Bottleneck", "FixupBasicBlock",
+           "FixupBottleneck"]
 
 
 def _ch(c, width):
