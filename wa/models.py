@@ -76,7 +76,7 @@ standard error over 3 seeds:
     small-gamma,scaled           32.8 +- 0.6 %
 
 The scalars train at the full rate (lr / 10 cost 5 points) and the inner convs stay unscaled
-(",scaled" cost 8 points; with multiplier 6, seed 0): under WA the scaling slows the first
+(",scaled" cost 8 points; with multiplier 6): under WA the scaling slows the first
 conv's learning, its gradient being proportional to its gamma, while the small last gamma
 already keeps the branch small at the start.  WN (seed 0) ranks the closings the same way.
 All runs, the command and the code version: benchmarks/results/fixup_closing/.
