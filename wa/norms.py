@@ -42,21 +42,19 @@ minigrad.nn.Conv2d when there is none; a WA variant gives WAConv2d with center/s
 
 Group count (gn, bcn).  `num_groups(C, max_groups, min_channels)` is the largest divisor G of C
 with G <= max_groups and C / G >= min_channels (at least 1 group).  A `NormConfig` carries the
-two numbers along with the spec (`--gn-groups N`, `--gn-min-channels K` on every command line):
+two numbers along with the spec (`--gn-groups N`, `--gn-min-channels K` on every command line).
+The default, gn_groups=32 and gn_min_channels=2, is the GN paper's 32 groups (Wu & He 2018, the
+setting the WA paper trains GN and GN+WA with), never fewer than 2 channels per group:
 
-  default, gn_groups=32, gn_min_channels=1: the GN paper's 32 groups (Wu & He 2018, its default
-      and the setting the WA paper trains GN and GN+WA with).  Where C is not a multiple of 32,
-      the largest divisor of C below 32: C = 64 -> 32 groups of 2, 48 -> 24, 32 -> 32 groups of
-      1, 16 -> 16 groups of 1.  This is the paper's setup, hence the default.
-  gn_min_channels=4 (the project's earlier rule, now an option): at least 4 channels in every
-      group: C = 64 -> 16, 32 -> 8, 16 -> 4, 48 -> 12, 20 -> 5, 7 -> 1; wide layers
-      (C >= 128, a multiple of 32) still get 32.  Why it exists: with one channel per group GN
-      *is* InstanceNorm, and IN followed by global average pooling hands the classifier nearly
-      the same features for every image (notebook 05 measured it: ResNet-20 with "gn+wa" and
-      single-channel groups stayed at chance, with 4 or more channels per group it learned).
-      The paper's nets are wide (ResNet-18/50: 64 channels and more), the project's CIFAR
-      ResNet-20 is narrow (16/32/64): there the default gives InstanceNorm-like groups, and
-      `--gn-min-channels 4` is the departure that lets it learn.
+    C        16   32   48   64   128   256   20   7
+    groups    8   16   24   32    32    32   10   1
+
+On the paper's nets (C >= 64, multiples of 32) that is exactly 32 groups.  The floor of 2 matters
+on narrow nets such as the CIFAR ResNet-20 (16/32/64 channels, or half that at width 0.5):
+with one channel per group GN *is* InstanceNorm, which normalizes away each channel's mean over
+the image, and after global average pooling the classifier then sees nearly the same features
+for every image.  `gn_min_channels=1` gives the plain "32 groups where C allows" (InstanceNorm
+on layers with C <= 32); `gn_min_channels=4` at least 4 channels per group.
 """
 import math
 from collections import namedtuple
@@ -86,15 +84,15 @@ NormLayers = namedtuple("NormLayers", ["conv", "norm"])
 NormLayers.__doc__ = """What `make` returns: the conv class (or factory) and a norm layer instance."""
 
 GN_GROUPS = 32           # the GN paper's default group count
-GN_MIN_CHANNELS = 1      # no floor on the channels per group: 32 groups where C allows it
-LEGACY_GN_MIN_CHANNELS = 4   # the rule before issue 14 (runs whose config.json lacks the key)
+GN_MIN_CHANNELS = 2      # never one channel per group, which would be InstanceNorm
+LEGACY_GN_MIN_CHANNELS = 4   # what run folders whose config.json lacks gn_min_channels used
 
 
 class NormConfig(namedtuple("NormConfig", ["spec", "gn_groups", "gn_min_channels"])):
     """A spec plus the group rule for gn/bcn: what the models pass down to `make`.
 
-    NormConfig("gn+wa")                       32 groups where C allows (the default)
-    NormConfig("gn+wa", gn_min_channels=4)    at least 4 channels per group
+    NormConfig("gn+wa")                       32 groups, at least 2 channels each (the default)
+    NormConfig("gn+wa", gn_min_channels=4)    32 groups, at least 4 channels each
     `str(cfg)` is the canonical spec; parse, conv_class, norm_layer and make accept either.
     """
     __slots__ = ()
@@ -228,8 +226,8 @@ def num_groups(channels, max_groups=GN_GROUPS, min_per_group=GN_MIN_CHANNELS):
     """The largest divisor G of `channels` with G <= max_groups and channels / G >= min_per_group.
 
     (1 when no such divisor exists: a layer narrower than `min_per_group` is one group.)
-    The defaults are the GN paper's 32 groups; min_per_group=4 is the project's rule for
-    narrow layers (see the module docstring).
+    The defaults are the GN paper's 32 groups with at least 2 channels each (see the module
+    docstring): num_groups(16) == 8, num_groups(64) == 32, num_groups(256) == 32.
     """
     limit = max(1, min(max_groups, channels // min_per_group))
     return max(g for g in range(1, limit + 1) if channels % g == 0)

@@ -30,10 +30,11 @@ The run folder (--out) gets
                   norm, update-to-weight ratio and WA's gamma every N steps (`wa.diagnostics`).
 
 Group norms (gn, bcn): --gn-groups N (default 32, the GN paper's and the WA paper's setting) and
---gn-min-channels K (default 1; 4 is the rule that lets narrow nets such as resnet20 learn) set
+--gn-min-channels K (default 2: never one channel per group, which would be InstanceNorm) set
 the group count per layer, see `wa.norms`.  Fixup models (resnets without an activation norm)
-train their scalar biases and multipliers at lr / 10, as the Fixup authors' code does;
-config.json lists the parameter groups and the group count per GroupNorm width.
+start their residual branches as --fixup says (see `wa.models`; ",lr/10" trains the scalar
+biases and multipliers at lr / 10, as the Fixup authors' code does); config.json lists the
+Fixup spec, the parameter groups and the group count per GroupNorm width.
 
 Two recipes (`--recipe`; config.json records which one ran).  Both use SGD with momentum 0.9
 and weight decay 5e-4, the paper's section IV.
@@ -170,6 +171,12 @@ def add_training_flags(p):
     wa-train's parser): same names, choices and defaults."""
     a = p.add_argument
     add_group_flags(p)
+    a("--fixup", default=None, metavar="SPEC",
+      help="resnets without an activation norm: how each residual branch starts (see "
+      "wa.models): its last conv's gamma L^-1/2 (small-gamma), 0 (gamma), or its multiplier "
+      "0 (multiplier), optionally ',lr/10' (Fixup scalars at lr/10) and ',scaled' (inner "
+      "convs times L^-1/2); 'gamma,lr/10,scaled' is Fixup as published [default: "
+      "small-gamma for wa and wn, gamma,lr/10,scaled for plain convs]")
     a("--dataset", default="cifar10-sample", choices=wadata.DATASETS, help=DATASET_HELP)
     a("--data-dir", default=None, help="folder holding (or to receive) cifar-10-batches-py/ or "
       "cifar-100-python/; used by cifar10 and cifar100 only [default: ~/.cache/weightalign]")
@@ -242,8 +249,8 @@ def add_group_flags(p):
                    help="gn and bcn: at most N groups per layer (32: the GN paper's and the WA "
                    "paper's setting)")
     p.add_argument("--gn-min-channels", type=_positive(int), default=norms.GN_MIN_CHANNELS,
-                   metavar="K", help="gn and bcn: at least K channels per group (4 is the rule "
-                   "that lets narrow nets such as resnet20 learn)")
+                   metavar="K", help="gn and bcn: at least K channels per group (1 allows "
+                   "InstanceNorm-like groups on narrow layers)")
 
 
 class SettingMismatch(cli.UsageError):
@@ -264,6 +271,11 @@ def check_model_and_norm(cfg, error):
         cfg["norm"] = norms.canonical(cfg["norm"])
     except ValueError as e:
         error(cli.norm_spec_error("--norm", cfg["norm"], e))
+    if cfg.get("fixup") is not None:
+        try:
+            cfg["fixup"] = str(models.parse_fixup(cfg["fixup"]))
+        except ValueError as e:
+            error(f"--fixup: {e}")
 
 
 def resolve_recipe(cfg, error):

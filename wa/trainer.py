@@ -41,7 +41,9 @@ def build_model(cfg, num_classes):
         # A run folder written before the flags existed used the >= 4 channels rule.
         return models.build(cfg["model"], norm=cfg["norm"], num_classes=num_classes,
                             width=cfg["width"], gn_groups=cfg.get("gn_groups", GN_GROUPS),
-                            gn_min_channels=cfg.get("gn_min_channels", LEGACY_GN_MIN_CHANNELS))
+                            gn_min_channels=cfg.get("gn_min_channels", LEGACY_GN_MIN_CHANNELS),
+                            # run folders without the key were built with Fixup as published
+                            fixup=cfg.get("fixup", models.FIXUP_PUBLISHED))
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"--model {cfg['model']} --norm {cfg['norm']} --width {cfg['width']}: "
                           + " ".join(str(e).split())) from None
@@ -65,19 +67,20 @@ def check_trainable(cfg, num_classes, n_train):
                               + " ".join(str(e).split())) from None
 
 
-FIXUP_SCALAR_LR_FACTOR = 0.1     # Fixup's scalar biases and multipliers: lr / 10 (its authors' code)
+FIXUP_SCALAR_LR_FACTOR = 0.1     # Fixup's scalars with ",lr/10" in --fixup (its authors' code)
 
 
 def param_groups(model, lr):
     """The optimizer's parameter groups: everything at `lr`, except Fixup's scalar biases and
-    multipliers (`wa.models.fixup_scalars`), which get lr / 10 as in the Fixup authors' code.
+    multipliers (`wa.models.fixup_scalars`), which get lr times the model's
+    `wa.models.fixup_scalar_lr_factor` (1, or 1/10 as in the Fixup authors' code).
     Group 0 is always the main one; the scalar group exists only for Fixup models."""
-    from .models import fixup_scalars
+    from .models import fixup_scalar_lr_factor, fixup_scalars
     scalars = fixup_scalars(model)
     ids = {id(p) for p in scalars}
     groups = [{"params": [p for p in model.parameters() if id(p) not in ids], "lr": lr}]
     if scalars:
-        groups.append({"params": scalars, "lr": lr * FIXUP_SCALAR_LR_FACTOR})
+        groups.append({"params": scalars, "lr": lr * fixup_scalar_lr_factor(model)})
     return groups
 
 
@@ -240,7 +243,10 @@ class Trainer:
                                      # the group's peak rate (one-cycle starts below it)
                                      "lr": g.get("max_lr", g.get("initial_lr", g["lr"]))}
                                     for i, g in enumerate(self.optimizer.param_groups)],
-                   "gn_groups_per_layer": self._group_counts()}
+                   "gn_groups_per_layer": self._group_counts(),
+                   # how the Fixup net's branches started (null: the net has an activation norm)
+                   "fixup": None if getattr(self.model, "fixup_config", None) is None
+                   else str(self.model.fixup_config)}
         rf.write_json(path, doc)
 
     def _group_counts(self):

@@ -108,22 +108,37 @@ def test_bad_specs_list_the_valid_ones(bad):
 
 
 @pytest.mark.parametrize("channels,groups", [(128, 32), (512, 32), (64, 32), (96, 32), (48, 24),
-                                             (32, 32), (16, 16), (20, 20), (7, 7), (1, 1), (33, 11),
-                                             (34, 17)])
-def test_default_group_count_is_the_gn_papers_32_where_the_channels_allow(channels, groups):
+                                             (32, 16), (16, 8), (20, 10), (7, 1), (2, 1), (1, 1),
+                                             (33, 11), (34, 17), (6, 3)])
+def test_default_group_count_is_32_with_at_least_2_channels_per_group(channels, groups):
+    """The default: the GN paper's 32 groups (the paper's nets, C >= 64, get exactly 32), but
+    never one channel per group -- that would be InstanceNorm -- where C allows 2."""
     g = norms.num_groups(channels)
     assert g == groups and channels % g == 0 and g <= 32
-    assert not any(channels % h == 0 for h in range(g + 1, min(32, channels) + 1))  # the largest
+    assert channels // g >= 2 or channels == 1                       # never InstanceNorm
+    limit = max(1, min(32, channels // 2))
+    assert not any(channels % h == 0 for h in range(g + 1, limit + 1))   # the largest such divisor
     _, gn = norms.make("gn", channels)
     _, bcn = norms.make("bcn", channels)
     assert gn.num_groups == bcn.num_groups == groups
+    assert norms.NormConfig("gn").num_groups(channels) == groups
+
+
+@pytest.mark.parametrize("channels,groups", [(128, 32), (64, 32), (48, 24), (32, 32), (16, 16),
+                                             (20, 20), (7, 7), (1, 1), (33, 11), (34, 17)])
+def test_group_count_with_one_channel_allowed_is_32_where_the_channels_allow(channels, groups):
+    """gn_min_channels=1: the GN paper's 32 groups where C allows, InstanceNorm for C <= 32."""
+    g = norms.num_groups(channels, 32, 1)
+    assert g == groups and channels % g == 0 and g <= 32
+    assert not any(channels % h == 0 for h in range(g + 1, min(32, channels) + 1))  # the largest
+    assert norms.make(norms.NormConfig("gn", 32, 1), channels).norm.num_groups == groups
 
 
 @pytest.mark.parametrize("channels,groups", [(128, 32), (512, 32), (64, 16), (96, 24), (48, 12),
                                              (32, 8), (16, 4), (20, 5), (7, 1), (1, 1), (33, 3),
                                              (34, 2)])
 def test_group_count_with_at_least_4_channels_per_group(channels, groups):
-    """The project's earlier rule, now the option gn_min_channels=4 (--gn-min-channels 4)."""
+    """The option gn_min_channels=4 (--gn-min-channels 4): at least 4 channels per group."""
     g = norms.num_groups(channels, 32, 4)
     assert g == groups and channels % g == 0 and g <= 32
     limit = max(1, min(32, channels // 4))
