@@ -80,10 +80,10 @@ def test_activations_group_rule_reaches_the_model(monkeypatch):
         seen.append(sorted({g.num_groups for g in m.modules() if hasattr(g, "num_groups")}))
         return m
     monkeypatch.setattr(A.models, "build", spy)
-    A.at_init(["gn"], batch=4, width=0.25)                                  # 16 channels
+    A.at_init(["gn"], batch=4, width=0.25)                    # 16 channels: 8 groups of 2
     A.at_init(["gn"], batch=4, width=0.25, gn_min_channels=4)
     A.at_init(["bcn"], batch=4, width=0.25, gn_groups=2)
-    assert seen == [[16], [4], [2]]
+    assert seen == [[8], [4], [2]]
 
 
 def test_activations_of_a_trained_checkpoint(tmp_path, capsys):

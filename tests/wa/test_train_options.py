@@ -36,11 +36,12 @@ def config(out):
 # ---------------------------------------------------------------------------------------
 def test_group_rule_defaults_to_32_groups_and_is_recorded(tmp_path):
     out = tmp_path / "run"
-    # plain8 at width 0.5: 32 channels -> the GN paper's 32 groups (one channel each)
+    # plain8 at width 0.5: 32 channels -> the GN paper's 32 groups, but never fewer than 2
+    # channels per group: 16 groups of 2 (one channel per group would be InstanceNorm)
     assert T.main(TINY + ["--width", "0.5", "--norm", "gn+wa", "--epochs", "1", "--out", str(out)]) == 0
     cfg = config(out)
-    assert cfg["settings"]["gn_groups"] == 32 and cfg["settings"]["gn_min_channels"] == 1
-    assert cfg["gn_groups_per_layer"] == {"32": 32}
+    assert cfg["settings"]["gn_groups"] == 32 and cfg["settings"]["gn_min_channels"] == 2
+    assert cfg["gn_groups_per_layer"] == {"32": 16}
 
 
 def test_group_rule_options_reach_the_model_and_config(tmp_path):
@@ -101,6 +102,7 @@ def test_wa_variants_train_from_the_command_line(tmp_path, spec):
 def test_fixup_scalars_train_at_a_tenth_of_the_rate(tmp_path, schedule):
     import wa.models
     cfg, _ = T.parse_config(TINY + ["--model", "resnet20", "--width", "0.25", "--norm", "wa",
+                                    "--fixup", "gamma,lr/10,scaled",
                                     "--epochs", "2", "--schedule", schedule, "--lr", "0.05",
                                     "--out", str(tmp_path / "r")])
     tr = T.Trainer(cfg)
@@ -120,6 +122,7 @@ def test_a_fixup_scalar_moves_a_tenth_as_far(tmp_path):
     the scalars' updates differ by the factor 10 (step 2: at step 1 Fixup's zero classifier
     gives everything below it a zero gradient)."""
     cfg, _ = T.parse_config(TINY + ["--model", "resnet20", "--width", "0.25", "--norm", "wa",
+                                    "--fixup", "gamma,lr/10,scaled",
                                     "--epochs", "2", "--lr", "0.05", "--schedule", "cosine",
                                     "--out", str(tmp_path / "r")])
     tenth, full = T.Trainer(cfg), T.Trainer(cfg)
