@@ -13,23 +13,16 @@ import numpy as np
 from .. import backend
 from ..autograd import Tensor
 
-__all__ = ["PairError", "check_buffer", "check_dtypes", "check_momentum", "pair"]
-
-
-class PairError(TypeError, ValueError):
-    """An argument that is not an int or a pair of ints.
-
-    Both a TypeError (the functions conv2d, max_pool2d, ... report a wrong type as one)
-    and a ValueError (the layers, as PyTorch's, report a bad setting as one).
-    """
+__all__ = ["check_buffer", "check_dtypes", "check_momentum", "pair"]
 
 
 def pair(value, name, minimum=0):
-    """An int or a pair of ints as a (height, width) pair of ints, each at least `minimum`."""
+    """An int or a pair of ints as a (height, width) pair of ints, each at least `minimum`.
+    Anything else is a TypeError (a value of the wrong kind), too small a value a ValueError."""
     both = (value, value) if isinstance(value, (int, np.integer)) else value
     if not isinstance(both, (tuple, list)) or len(both) != 2 \
             or not all(isinstance(v, (int, np.integer)) for v in both):
-        raise PairError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
+        raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
     if min(both) < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
     return int(both[0]), int(both[1])
