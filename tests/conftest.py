@@ -58,13 +58,3 @@ def make(device, rng):
         data = (rng.standard_normal(shape) * scale).astype(dtype)
         return mg.tensor(data, requires_grad=requires_grad, device=device)
     return _make
-
-
-@pytest.fixture(autouse=True)
-def channels_last_norm_on_small_inputs():
-    """Tests use small inputs, which the fast path's "auto" rule would hand to the general
-    `Normalize`; run the channels-last kernel on them, so that every norm test on the fast
-    path checks it (tests/minigrad/test_norm.py checks the "auto" rule itself)."""
-    import minigrad as mg
-    with mg.use_fast(channels_last_norm="always"):
-        yield

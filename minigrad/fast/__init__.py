@@ -29,11 +29,11 @@ from . import buffer_pool, memory
 from .buffer_pool import set_pool_limit
 from .memory import keep_freed_memory
 
-__all__ = ["use_fast", "is_fast", "kernel_rows_mode", "channels_last_norm_mode",
-           "keep_freed_memory", "clear_pool", "set_pool_limit"]
+__all__ = ["use_fast", "is_fast", "kernel_rows_mode", "keep_freed_memory", "clear_pool",
+           "set_pool_limit"]
 
-_MODES = ("auto", "always", "never")
-_state = {"enabled": True, "kernel_rows": "auto", "channels_last_norm": "auto"}
+_KERNEL_ROWS_MODES = ("auto", "always", "never")
+_state = {"enabled": True, "kernel_rows": "auto"}
 
 
 class use_fast:
@@ -44,24 +44,18 @@ class use_fast:
 
     `kernel_rows` chooses when conv2d takes the kernel-row algorithm: "auto" (where it was
     measured faster), "always" (every stride-1 convolution with one group: the tests use
-    it to run that algorithm on small inputs) or "never"; None keeps the current choice.
-    `channels_last_norm` chooses the same way when batch_norm, group_norm and instance_norm
-    take the channels-last kernel: "auto" (inputs of at least 2**16 numbers, where it was
-    measured faster), "always" or "never"."""
+    it to run that algorithm on small inputs) or "never"; None keeps the current choice."""
 
-    def __init__(self, enabled=True, kernel_rows=None, channels_last_norm=None):
+    def __init__(self, enabled=True, kernel_rows=None):
         if not isinstance(enabled, bool):
             raise TypeError(f"use_fast: enabled must be True or False, got {enabled!r}")
-        for name, mode in (("kernel_rows", kernel_rows), ("channels_last_norm", channels_last_norm)):
-            if mode is not None and mode not in _MODES:
-                raise ValueError(f"use_fast: {name} must be one of {', '.join(_MODES)} or None, "
-                                 f"got {mode!r}")
+        if kernel_rows is not None and kernel_rows not in _KERNEL_ROWS_MODES:
+            raise ValueError(f"use_fast: kernel_rows must be one of {', '.join(_KERNEL_ROWS_MODES)}"
+                             f" or None, got {kernel_rows!r}")
         self._previous = dict(_state)
         _state["enabled"] = enabled
         if kernel_rows is not None:
             _state["kernel_rows"] = kernel_rows
-        if channels_last_norm is not None:
-            _state["channels_last_norm"] = channels_last_norm
 
     def __enter__(self):
         return self
@@ -79,11 +73,6 @@ def is_fast():
 def kernel_rows_mode():
     """conv2d's rule for the kernel-row algorithm: "auto", "always" or "never"."""
     return _state["kernel_rows"]
-
-
-def channels_last_norm_mode():
-    """The norms' rule for the channels-last kernel: "auto", "always" or "never"."""
-    return _state["channels_last_norm"]
 
 
 def clear_pool():

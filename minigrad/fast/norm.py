@@ -14,11 +14,7 @@ import numpy as np
 
 from ..autograd import Function
 
-__all__ = ["NormalizeChannelsLast", "normalize_channels_last", "takes_channels_last"]
-
-#: Under "auto", inputs with fewer numbers keep the general `Normalize`: on small arrays
-#: NumPy's cost per call dominates, and the general kernel makes fewer calls.
-MIN_SIZE = 1 << 16
+__all__ = ["NormalizeChannelsLast", "normalize_channels_last"]
 
 #: Rows of the wide view summed in the input's dtype before the partial sums are added in
 #: float64 (`channel_sums`).
@@ -137,14 +133,6 @@ class NormalizeChannelsLast(Function):
         if need_b:
             gb = A.sum(axis=0).astype(xw.dtype)
         return (gx,) + ((gw,) if self.has_weight else ()) + ((gb,) if self.has_bias else ())
-
-
-def takes_channels_last(x):
-    """Whether a norm of the fast path runs `NormalizeChannelsLast` on x (see `use_fast`'s
-    `channels_last_norm`)."""
-    from . import channels_last_norm_mode
-    mode = channels_last_norm_mode()
-    return mode == "always" or (mode == "auto" and math.prod(x.shape) >= MIN_SIZE)
 
 
 def normalize_channels_last(x, groups=None, batch=False, weight=None, bias=None, eps=1e-5,

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..autograd import Function, as_tensor, no_grad
 from ..fast import is_fast
-from ..fast.norm import normalize_channels_last, takes_channels_last
+from ..fast.norm import normalize_channels_last
 from .basic import sum_to
 from .checks import check_buffer as _check_buffer
 from .checks import check_dtypes as _check_dtypes
@@ -154,10 +154,10 @@ def normalize(x, axes, weight=None, bias=None, eps=1e-5, view=None, param_shape=
 
 def _normalize_channels(x, axes, weight, bias, eps, pshape, stats=None, batch=False,
                         groups=None):
-    """batch_norm's and instance_norm's kernel: `NormalizeChannelsLast` on the fast path (for
-    large enough inputs, see `minigrad.use_fast`), else `Normalize`.  Returns (y, op); op.mean and op.var reshape to one value per
+    """batch_norm's and instance_norm's kernel: `NormalizeChannelsLast` on the fast path,
+    else `Normalize`.  Returns (y, op); op.mean and op.var reshape to one value per
     channel (BatchNorm) or broadcast as (N, C) (InstanceNorm)."""
-    if is_fast() and takes_channels_last(x):
+    if is_fast():
         if stats is not None:
             stats = tuple(a.reshape(-1) for a in stats)
         return normalize_channels_last(x, groups, batch, weight, bias, eps, stats)
@@ -313,7 +313,7 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5):
     view = (N, G, C // G) + spatial
     axes = tuple(range(2, len(view)))
     pshape = (1, G, C // G) + (1,) * len(spatial)
-    if is_fast() and takes_channels_last(x):
+    if is_fast():
         y, _ = normalize_channels_last(x, G, False, weight, bias, eps)
     else:
         y, _ = normalize(x, axes, weight, bias, eps, view=view, param_shape=pshape)

@@ -580,20 +580,3 @@ def test_fast_path_float32_gradients_are_exact_to_float32(name, mean):
     for got, exact in zip(grads[np.float32], grads[np.float64]):
         assert got.dtype == np.float32
         assert np.abs(got - exact).max() <= 1e-6 * np.abs(exact).max()
-
-
-def test_auto_rule_takes_the_channels_last_kernel_for_large_inputs_only():
-    """Under "auto" (the default outside the tests), inputs below 2**16 numbers keep the general
-    kernel, which makes fewer NumPy calls; larger ones take the channels-last one."""
-    from minigrad.fast.norm import MIN_SIZE, NormalizeChannelsLast
-    from minigrad.ops.norm import Normalize
-    small = mg.tensor(np.ones((2, 4, 8, 8), np.float32), requires_grad=True)
-    large = mg.tensor(np.ones((MIN_SIZE // 64, 4, 4, 4), np.float32), requires_grad=True)
-    with mg.use_fast(channels_last_norm="auto"):
-        assert type(F.group_norm(small, 2).creator) is Normalize
-        assert type(F.group_norm(large, 2).creator) is NormalizeChannelsLast
-        assert type(_bn(large).creator) is NormalizeChannelsLast
-    with mg.use_fast(channels_last_norm="never"):
-        assert type(_bn(large).creator) is Normalize
-    with pytest.raises(ValueError, match="channels_last_norm must be one of"):
-        mg.use_fast(channels_last_norm="sometimes")
