@@ -9,19 +9,18 @@
 # %% [markdown]
 # # 05 · Training WA on CIFAR-10: diagnose, fix, then train at a small batch
 #
-# A WeightAlign (WA, eq. (10)) residual net has no activation norm, so it needs another way to
-# start stable: the paper says only "ResNets are initialized with Fixup". This notebook trains
-# `resnet20` with WA under two readings of that sentence, reads the per-layer diagnostics of
-# `wa-train --diagnostics-every` to find what goes wrong with the first, fixes it, and then reads
-# a sweep that trains BN, WA and GN+WA at batch 64, 8 and 2: the paper's claim is about small
-# batches. Symbols: [NOTATION.md](NOTATION.md).
+# A WeightAlign (WA, eq. (10)) residual net has no activation norm; the paper says only "ResNets
+# are initialized with Fixup". We train `resnet20` with WA under two readings of that sentence,
+# read the per-layer diagnostics (`wa-train --diagnostics-every`) to find what goes wrong with
+# the first, fix it, and then read a sweep that trains BN, WA and GN+WA at batch 64, 8 and 2.
+# Symbols: [NOTATION.md](NOTATION.md).
 #
 # **Stored outputs:** full mode (`WA_QUICK` unset), CPU, one BLAS thread, the bundled real
 # CIFAR-10 sample (1,504 training / 360 test images), `resnet20` at width 0.5, batch 64, 10
-# epochs, `wa-train`'s `short` recipe, seeds 0, 1, 2. Every run folder's small files
-# (`config.json`, `metrics.jsonl`, `diagnostics.jsonl`) are committed in `notebooks/runs05/` and
-# reused; delete a folder to train it afresh. `WA_QUICK=1` (the test suite) trains a width-0.125
-# net for one epoch on 128 images into a temporary folder: its numbers mean nothing.
+# epochs, `wa-train`'s `short` recipe, seeds 0, 1, 2. The run folders' small files (`config.json`,
+# `metrics.jsonl`, `diagnostics.jsonl`) are committed in `notebooks/runs05/` and reused; delete
+# one to retrain it. `WA_QUICK=1` (the tests) trains a width-0.125 net for one epoch on 128
+# images: its numbers mean nothing.
 
 # %%
 import os
@@ -79,18 +78,17 @@ def show(fig):
 # %% [markdown]
 # ## 1 · Two ways to close a branch
 #
-# Fixup as published starts each residual branch "closed": its last layer is 0, so the block is
-# the identity. Mapped onto WA the obvious way (`--fixup gamma,lr/10,scaled`, the project's old
-# default), the last conv's $\gamma$ is 0 and the first conv's $\gamma$ is
-# $L^{-1/2} = 1/3$ ($L = 9$ branches). The new default (`small-gamma`) starts the last conv at
-# $\gamma = L^{-1/2}$, leaves the first at 1, and trains Fixup's scalars at the full rate.
+# Fixup as published starts each residual branch closed (its last layer 0) and trains its scalars
+# at lr/10. Mapped onto WA (`--fixup gamma,lr/10,scaled`, the project's old default), the last
+# conv's $\gamma$ is 0 and the first conv's $L^{-1/2} = 1/3$ ($L = 9$ branches). The new default
+# (`small-gamma`) starts the last conv at $\gamma = L^{-1/2}$, the first at 1, and trains the
+# scalars at the full rate.
 #
-# **Exercise 5.1 (predict, then run).** WA computes $\hat w = \gamma\,G(w)$ (eq. (10)); its
-# backward (notebook 03) gives the raw weight $\partial L/\partial w = \gamma \cdot (\dots)$. Under
-# the old closing, after the first step has moved the classifier (which Fixup also starts at 0),
-# which convs get *exactly zero* gradient? Return True for those, given a layer name as in the
-# table below (`conv1` is the stem, `layers.S.B.conv1/conv2` a branch, `layers.S.0.shortcut` a
-# 1x1 projection).
+# **Exercise 5.1 (predict, then run).** WA computes $\hat w = \gamma\,G(w)$, so (notebook 03)
+# $\partial L/\partial w = \gamma \cdot (\dots)$. Under the old closing, once the first step has
+# moved the classifier (Fixup starts it at 0), which convs get *exactly zero* gradient? Return True
+# for those, given a name as in the table below (`conv1`: the stem; `layers.S.B.conv1/conv2`: a
+# branch; `layers.S.0.shortcut`: a 1x1 projection). Then check your answer in section 3's panels.
 
 # %%
 def frozen_at_start(layer):
@@ -113,8 +111,8 @@ print(f"({len(LAYERS)} convs; the middle ones repeat the pattern)")
 # %% [markdown]
 # ## 2 · Training both, three seeds each
 #
-# Each run is `wa.train.main(flags)`, the function behind `wa-train`; the same seed means the same
-# initial raw weights, data order and augmentation for both closings.
+# Each run is `wa.train.main(flags)` (`wa-train`); a seed fixes the raw weights, data order and
+# augmentation for both closings.
 
 # %%
 def read_jsonl(path):
@@ -134,10 +132,11 @@ def train(closing, seed):
                   if k != "--progress" and str(saved[k[2:].replace("-", "_")]) != v]
         assert not differ, f"{out} was trained with other settings: {differ}; delete it"
         return out
-    print(f"--- wa-train {' '.join(flags)} --out {out}")
-    argv, sys.argv = sys.argv, ["wa-train", *flags, "--out", str(out)]
+    flags += ["--out", str(out)] + (["--resume"] if (out / "checkpoint.npz").is_file() else [])
+    print(f"--- wa-train {' '.join(flags)}")
+    argv, sys.argv = sys.argv, ["wa-train", *flags]    # config.json records sys.argv
     try:
-        assert wa.train.main([*flags, "--out", str(out)]) == 0
+        assert wa.train.main(flags) == 0
     finally:
         sys.argv = argv
     for big in ("checkpoint.npz", "curves.png"):   # keep only the small files
@@ -210,30 +209,29 @@ for j, closing in enumerate(CLOSINGS):
 show(fig)
 
 # %% [markdown]
-# **Reading the left column.** At step 0 every gradient is 0: Fixup starts the classifier at 0.
-# From the next recorded step the stem and the shortcuts get gradients of order 1e-4, while the
-# 18 branch convs sit some eight orders of magnitude lower (exercise 5.1's answer: with
-# $\gamma = 0$ the closing conv's raw weight gets $\gamma$ times its gradient, and the first conv
-# sends its output through a zero filter; only rounding and the closing $\gamma$'s slow growth
-# leave anything). The branch convs' update ratios lie on the dashed curve: their step is weight
-# decay alone, $\lVert\Delta w\rVert/\lVert w\rVert = \text{lr}\cdot\text{wd}/(1-\mu)$ once the
-# momentum buffer has settled (notebook 03's exercise), here $0.05 \cdot 5\cdot10^{-4}/0.1$ at the
-# peak. The right column is the fix: every conv gets a gradient of the stem's order from the first
-# recorded steps.
+# **Reading the left column.** At step 0 every gradient is 0 (the classifier starts at 0). From
+# the next recorded step the stem and shortcuts get gradients, while the 18 branch convs sit about
+# EARLY_OLD orders of magnitude lower (exercise 5.1: with $\gamma = 0$ the closing conv's raw weight gets
+# $\gamma$ times its gradient and the first conv's output passes through a zero filter; what is
+# left comes from the closing $\gamma$'s slow growth). Their update ratios lie on the dashed
+# curve: weight decay alone, whose step settles at $\text{lr}\cdot\text{wd}/(1-\mu)$ of the weight
+# (notebook 03's exercise), $0.05 \cdot 5\cdot10^{-4}/0.1 = 2.5\cdot10^{-4}$ at the peak. The right column,
+# the fix: every conv gets a gradient of the stem's order from the first recorded steps.
 
 # %%
-def opening_step(key, factor=1.5):
-    "Per branch conv: the first recorded step whose update ratio exceeds factor x decay alone."
+def opening_step(key, layers, factor=1.5):
+    "Per conv in layers: the first recorded step whose update ratio exceeds factor x decay alone."
     steps, v = series(key, "update_ratio")
-    above = v[:, BRANCH] > factor * DECAY_RATIO[np.minimum(steps, STEPS - 1)][:, None]
-    return np.where(above.any(0), steps[above.argmax(0)], np.inf)
+    above = v[:, layers] > factor * DECAY_RATIO[np.minimum(steps, STEPS - 1)][:, None]
+    return np.where(above.any(0), steps[above.argmax(0)], STEPS)   # STEPS: never
 
 
 early = {}
 for closing in CLOSINGS:
     steps, g = series((closing, 0), "grad_norm")
     early[closing] = np.median(g[1, BRANCH]) / np.median(g[1, ~BRANCH])
-OPEN = {c: np.array([opening_step((c, s)) for s in SEEDS]) for c in CLOSINGS}
+OPEN = {c: np.array([opening_step((c, s), BRANCH) for s in SEEDS]) for c in CLOSINGS}
+OPEN_MAIN = np.array([opening_step(("old", s), ~BRANCH) for s in SEEDS])
 peak_ratio = SETTINGS["lr"] * SETTINGS["weight_decay"] / (1 - SETTINGS["momentum"])
 steps, u = series(("old", 0), "update_ratio")
 at_peak = np.argmin(np.abs(DECAY_RATIO[np.minimum(steps, STEPS - 1)] - DECAY_RATIO.max()))
@@ -244,18 +242,24 @@ print(f"lr wd / (1 - momentum) = {peak_ratio:.2e}; weight decay alone at its pea
       f"{np.median(u[at_peak, BRANCH]):.2e}")
 print(f"step at which a branch conv's update ratio first exceeds 1.5 x decay alone "
       f"(median over the 18 convs and the seeds; {STEPS} steps in all): "
-      f"old {np.median(OPEN['old']):.0f}, new {np.median(OPEN['new']):.0f}")
-quote("old closing, branch/stem gradient at the first step", early["old"], "1e-8", 9e-8)
-quote("lr wd / (1 - momentum)", peak_ratio, "2.5e-4", 1e-9)
-quote("old closing, branch update ratio at the peak", np.median(u[at_peak, BRANCH]), "2.5e-4", 0.1e-4)
+      f"old {np.median(OPEN['old']):.0f}, new {np.median(OPEN['new']):.0f}; the old closing's stem "
+      f"and shortcuts: {np.median(OPEN_MAIN):.0f}; branch convs never open (old): "
+      f"{np.mean(OPEN['old'] == STEPS):.0%}")
+quote("old closing, -log10(branch/stem gradient) at the first recorded step", -np.log10(early["old"]),
+      "EARLY_OLD", 0.5)
+quote("lr wd / (1 - momentum), x 1e4", 1e4 * peak_ratio, "2.5", 1e-6)
+quote("old closing, branch convs' update ratio at weight decay's peak, x 1e4",
+      1e4 * np.median(u[at_peak, BRANCH]), "2.5", 0.1)
 quote("old closing, median opening step", np.median(OPEN["old"]), "OPEN_OLD", 0)
 quote("new closing, median opening step", np.median(OPEN["new"]), "OPEN_NEW", 0)
+quote("old closing, stem and shortcuts' median opening step", np.median(OPEN_MAIN), "OPEN_MAIN", 0)
 
 # %% [markdown]
-# **When do the old closing's branches open?** The branch convs' update ratios leave the
-# weight-decay curve (by more than 1.5 times) only at step OPEN_OLD of 230, the median over the
-# branch convs and seeds, against step OPEN_NEW with the new closing: the old closing spends
-# most of the run with its branches shut, training a net of a stem, two shortcuts and a classifier.
+# **When do the branches open?** Say a conv opens when its update ratio first exceeds 1.5 times
+# weight decay's. Under the old closing the stem and shortcuts open at step OPEN_MAIN, the branch
+# convs at step OPEN_OLD of 230 (medians over convs and seeds), as the learning rate decays
+# away; under the new closing the branch convs open at step OPEN_NEW. So the old net trains, for
+# almost the whole run, a stem, two shortcuts and a classifier.
 #
 # ## 4 · The fix, in accuracy
 
@@ -307,11 +311,10 @@ quote("smallest per-seed gain", GAIN.min(), "GAIN_MIN", 0.05)
 #
 # ## 5 · The gamma question, with branches that learn
 #
-# Notebook 02 found that a centred filter followed by a ReLU keeps $1 - 1/\pi \approx 0.68$ of the
-# variance eq. (8) promises; a $\gamma$ of $\sqrt{1/(1-1/\pi)} \approx 1.21$ per layer would undo
-# it. Does training move $\gamma$ there, now that every conv gets a gradient? The ratio of each
-# layer's mean $\gamma$ at the end to its start, new closing, over the seeds, next to what weight
-# decay alone does over the schedule:
+# Notebook 02: a centred filter and a ReLU keep $1 - 1/\pi \approx 0.68$ of eq. (8)'s variance; a
+# $\gamma$ of $\sqrt{1/(1-1/\pi)} \approx 1.21$ per layer would undo it. Does training move $\gamma$
+# there, now that every conv learns? Each layer's mean $\gamma$, end over start (new closing, all
+# seeds), next to what weight decay alone does over the schedule:
 
 # %%
 ABSORB = math.sqrt(1 / (1 - 1 / math.pi))
@@ -338,10 +341,9 @@ quote("median final/initial gamma, branch first convs", np.median(RATIO[:, group
 #
 # ## 6 · Training at a small batch: BN, WA and GN+WA
 #
-# The paper's claim is that WA and GN+WA keep working where BatchNorm's batch statistics fail.
-# These runs come from a separate sweep (too long for a notebook); the small files of its runs are
-# in `benchmarks/results/batch_sweep/`. Same seed, same initial weights and data order for every
-# norm and batch size.
+# The paper's claim: WA and GN+WA keep working where BatchNorm's batch statistics fail. These
+# runs come from a sweep too long for a notebook; its runs' small files are in
+# `benchmarks/results/batch_sweep/`. A seed fixes the initial weights and data order.
 
 # %%
 SWEEP = REPO / "benchmarks" / "results" / "batch_sweep"
@@ -354,7 +356,7 @@ if (SWEEP / "results.csv").is_file():
         if r["status"] == "done":
             SW[r["norm"], int(r["batch_size"]), int(r["seed"])] = (100 * float(r["test_acc"]),
                                                                     float(r["seconds"]))
-print(f"{SWEEP.relative_to(REPO)}: {len(SW)} finished runs of {len(NORMS) * len(BATCHES) * 3}")
+print(f"{os.path.relpath(SWEEP, REPO)}: {len(SW)} finished runs of {len(NORMS) * len(BATCHES) * 3}")
 rows = []
 for norm in NORMS:
     row = [norm]
@@ -369,9 +371,9 @@ if (SWEEP / "results.png").is_file():
 
 
 # %% [markdown]
-# Paired by seed: for each batch size and pair of norms, the per-seed differences, a paired
-# t-test over the seeds (2 degrees of freedom, two-sided $p = 1 - |t|/\sqrt{t^2+2}$) and the sign
-# count. With three seeds a sign test cannot reach $p < 0.25$; read the t-test's $p$ as a guide.
+# Paired by seed: per-seed differences, a paired t-test (2 degrees of freedom, two-sided
+# $p = 1 - |t|/\sqrt{t^2+2}$) and the sign count. With three seeds a sign test cannot go below
+# $p = 0.25$, and the t-test rests on three numbers: a guide, not proof.
 
 # %%
 def paired(a_norm, b_norm, b):

@@ -41,6 +41,7 @@ NOT_MEASURED = {   # numbers a notebook's markdown states without measuring them
         "0.5", "0.125",                          # the networks' widths
         "0.05", "0.1",                           # the recipe's peak lr and 1 - momentum
         "1.5",                                   # the threshold that defines a branch's opening
+        "0.25",                                  # the smallest p of a sign test over 3 seeds
         "0.68", "1.21",                          # 1 - 1/pi and sqrt(1/(1 - 1/pi)), constants
     },
 }
