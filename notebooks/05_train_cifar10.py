@@ -400,6 +400,10 @@ for b in BATCHES:
                      f"{d.mean():+.1f}" if len(d) else "-", f"{t:+.1f}" if np.isfinite(t) else "-",
                      f"{p:.2f}" if np.isfinite(p) else "-", f"{(d > 0).sum()} / {len(d)}"])
 table(["batch", "A - B", "per seed (points)", "mean", "t", "p (t-test)", "seeds A > B"], rows)
+if ("wa", 64, 0) in SW:   # the sweep's WA runs at batch 64 are section 4's new-closing runs
+    print("sweep's wa at batch 64 against section 4's new closing, per seed:",
+          [(round(SW["wa", 64, s][0], 1), round(ACC["new"][i], 1)) for i, s in enumerate(SEEDS)
+           if ("wa", 64, s) in SW])
 RUN_MIN = {b: np.median([v[1] for k, v in SW.items() if k[1] == b]) / 60 for b in BATCHES}
 SWEEP_MIN = sum(RUN_MIN[b] * sum(k[1] == b for k in SW) for b in BATCHES)
 print(f"a fresh sweep: {SWEEP_CMD}\nits runs' training time (one BLAS thread each, two runs at a "
