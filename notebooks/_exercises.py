@@ -78,8 +78,13 @@ wa_layer7_variance = (1 - 1 / np.pi) ** 6
 gn_drift_ratio = np.sqrt((1 - 1 / 4) / (1 - 1 / 2))
 
 
-def optimizer_steps(n_train, batch, epochs):
-    return (n_train // batch) * epochs
+def frozen_at_start(layer):
+    """Notebook 05: under Fixup as published mapped onto WA's gamma (the last conv of each branch
+    at gamma = 0), does this conv's raw weight get exactly zero loss gradient once the classifier
+    has moved? h = gamma G(w): the closing conv's raw weight gets gamma times its gradient, and
+    the branch's first conv sends its output through a zero filter. The stem and the 1x1
+    shortcuts sit on the path that skips the branches."""
+    return ".conv" in layer
 
 
 def se_of_difference(p1, p2, n):
@@ -96,7 +101,7 @@ REFERENCE = {
     "zero_grad_update_ratio": zero_grad_update_ratio,
     "wa_layer7_variance": wa_layer7_variance,
     "gn_drift_ratio": gn_drift_ratio,
-    "optimizer_steps": optimizer_steps,
+    "frozen_at_start": frozen_at_start,
     "se_of_difference": se_of_difference,
 }
 
@@ -220,10 +225,25 @@ def _cases_gn_drift_ratio():
     yield "plain8 with GN, std(mu_c) at conv7, 4 / 2 channels per group (batch 16)", None, spread[0] / spread[1]
 
 
-def _cases_optimizer_steps():
-    for n, b, e in [(1504, 64, 15), (1504, 2, 15), (1000, 3, 2), (50_000, 128, 1)]:
-        steps = sum(1 for _ in range(e) for start in range(0, n, b) if start + b <= n)
-        yield f"{n} images, batch {b}, {e} epochs", ((n, b, e), {}), steps
+@functools.lru_cache(maxsize=None)
+def _zero_gradient_convs(fixup="gamma,lr/10,scaled", seed=0):
+    """{conv name: its raw weight's loss gradient is exactly 0} for resnet20 (WA, width 0.25) at
+    initialisation, with the classifier's weight (which Fixup starts at 0) made random: the state
+    after the first step, when only the classifier has moved."""
+    import wa
+    mg.manual_seed(seed)
+    model = wa.models.build("resnet20", norm="wa", width=0.25, fixup=fixup)
+    rng = np.random.default_rng(seed)
+    model.fc.weight.data[...] = 0.1 * rng.standard_normal(model.fc.weight.shape)
+    x = mg.Tensor(rng.standard_normal((4, 3, 16, 16)).astype(np.float32))
+    F.cross_entropy(model(x), mg.Tensor(rng.integers(0, 10, 4))).backward()
+    return {name: float(np.all(np.asarray(m.weight.grad) == 0)) for name, m in model.named_modules()
+            if isinstance(m, mg.nn.Conv2d)}
+
+
+def _cases_frozen_at_start():
+    for name, frozen in _zero_gradient_convs().items():
+        yield f"layer {name}", ((name,), {}), frozen
 
 
 def _cases_se_of_difference():
@@ -264,8 +284,10 @@ EXERCISES = {   # name: (cases, relative tolerance, where to look)
     "gn_drift_ratio": (_cases_gn_drift_ratio, 0.15,
                        "GN subtracts the group's mean: what is left of channel c's mean is "
                        "m_c - mean of the group's m; its variance for g i.i.d. means, as a function of g"),
-    "optimizer_steps": (_cases_optimizer_steps, 0.0,
-                        "drop_last: a partial batch at the end of an epoch is dropped"),
+    "frozen_at_start": (_cases_frozen_at_start, 0.0,
+                        "h = gamma G(w) with gamma = 0 at each branch's last conv: what reaches that "
+                        "conv's raw weight, and what passes backwards through a zero filter? "
+                        "Which convs sit on the path that skips the branches?"),
     "se_of_difference": (_cases_se_of_difference, 0.02,
                          "two independent errors: variances p(1-p)/n add, then the square root"),
 }

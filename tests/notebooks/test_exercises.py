@@ -42,7 +42,7 @@ WRONG = {   # a plausible mistake for each exercise
     "zero_grad_update_ratio": lambda lr, momentum, weight_decay: lr * weight_decay,   # no momentum
     "wa_layer7_variance": 1.0,                                           # eq. (9)'s promise
     "gn_drift_ratio": 2.0,                                               # proportional to g
-    "optimizer_steps": lambda n, b, e: -(-n // b) * e,                   # keeps the last partial batch
+    "frozen_at_start": lambda layer: layer.endswith("conv2"),             # only the closing convs
     "se_of_difference": lambda p1, p2, n: np.sqrt(p1 * (1 - p1) / n),    # one error only
 }
 
@@ -59,6 +59,10 @@ NEAR_MISSES = {   # wrong answers close to the right one: each checker rejects t
                     ex.wa_backward(G, w, gamma, alpha, 0.0) * (1 + 1e-6)],
     "zero_grad_update_ratio": [lambda lr, momentum, weight_decay:            # momentum buf not summed
                                lr * weight_decay * momentum / (1 - momentum) if momentum else 0.0],
+    "frozen_at_start": [lambda layer: layer != "conv1",                  # the shortcuts too
+                        lambda layer: layer.startswith("layers."),           # the same, by stage
+                        lambda layer: ".conv" in layer and not layer.startswith("layers.0.0"),
+                        lambda layer: False],                                # nothing frozen
     "wa_layer7_variance": [(1 - 1 / np.pi) ** 7, 0.5 ** 6],               # one layer too many; halving
     "gn_drift_ratio": [1.0, np.sqrt(4 / 2) * 1.2],
     "relu_var_fraction": [2 / 3, 0.69],
