@@ -18,11 +18,13 @@ __all__ = ["check_buffer", "check_dtypes", "check_momentum", "pair"]
 
 def pair(value, name, minimum=0):
     """An int or a pair of ints as a (height, width) pair of ints, each at least `minimum`.
-    Anything else is a TypeError (a value of the wrong kind), too small a value a ValueError."""
+    A value of the wrong kind is a TypeError; a sequence of another length than 2, or too small
+    a value, a ValueError."""
     both = (value, value) if isinstance(value, (int, np.integer)) else value
-    if not isinstance(both, (tuple, list)) or len(both) != 2 \
-            or not all(isinstance(v, (int, np.integer)) for v in both):
+    if not isinstance(both, (tuple, list)) or not all(isinstance(v, (int, np.integer)) for v in both):
         raise TypeError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
+    if len(both) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints (height, width), got {value!r}")
     if min(both) < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
     return int(both[0]), int(both[1])
