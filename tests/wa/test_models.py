@@ -296,6 +296,15 @@ def test_plain8_activations(rng):
     assert all(m.bias is None for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
 
 
+def _plain8_conv_outputs(spec, x):
+    """The 7 conv layers' pre-activations of plain8 with `spec` at its seed-1 initialisation, as
+    arrays."""
+    init.manual_seed(1)
+    with mg.no_grad():
+        _, acts = models.build("plain8", spec)(x, return_activations=True)
+    return [t.numpy() for t in acts[:7]]
+
+
 def test_plain8_wa_centres_the_channels_and_keeps_the_scale(rng):
     """The mechanism of Fig. 2, at initialisation with N(0, 1) input:
     * eq. (6): zero-mean filters keep every channel's mean near 0, where the Kaiming baseline
@@ -308,10 +317,7 @@ def test_plain8_wa_centres_the_channels_and_keeps_the_scale(rng):
     x = mg.tensor(rng.standard_normal((16, 3, 32, 32)).astype(np.float32))
     drift = {}
     for spec in ("none", "wa"):
-        init.manual_seed(1)
-        with mg.no_grad():
-            _, acts = models.build("plain8", spec)(x, return_activations=True)
-        a = [t.numpy()[:, :, 8:-8, 8:-8] for t in acts[:7]]
+        a = [t[:, :, 8:-8, 8:-8] for t in _plain8_conv_outputs(spec, x)]
         drift[spec] = np.mean([np.abs(t.mean(axis=(0, 2, 3))).mean() / t.std() for t in a[1:]])
         if spec == "wa":
             ratios = [a[i + 1].var() / a[i].var() for i in range(1, 6)]
@@ -419,9 +425,6 @@ def test_wa_preactivations_are_symmetric_at_initialisation(rng):
     x = mg.tensor(rng.standard_normal((16, 3, 16, 16)).astype(np.float32))
     skews = {}
     for spec in ("wa", "wa[scale]"):
-        init.manual_seed(1)
-        with mg.no_grad():
-            _, acts = models.build("plain8", spec)(x, return_activations=True)
-        skews[spec] = [_channel_skews(t.numpy().astype(np.float64)) for t in acts[:7]]
+        skews[spec] = [_channel_skews(t.astype(np.float64)) for t in _plain8_conv_outputs(spec, x)]
     assert max(skews["wa"]) < 0.07, skews["wa"]
     assert np.mean(skews["wa[scale]"][1:]) > 1.8 * np.mean(skews["wa"][1:]), skews

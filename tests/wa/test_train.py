@@ -152,11 +152,12 @@ def test_killed_after_an_epoch_then_resumed_equals_uninterrupted(reference, tmp_
     assert json.load(open(out / "config.json"))["resumed"][0]["epoch"] == 1
 
 
-def test_killed_mid_epoch_without_saving_then_resumed(reference, tmp_path, monkeypatch):
-    out = tmp_path / "run"
+def train_until_killed_at_step_6(out, monkeypatch, *flags, epochs):
+    """Start a run that dies without saving at its 6th step (epoch 2, batch 2: only epoch 1 is
+    saved), as a process killed by the system does."""
     original, steps = T.Trainer.train_step, []
 
-    def dies_at_step_6(self, x, y):           # epoch 2, batch 2: only epoch 1 is saved
+    def dies_at_step_6(self, x, y):
         steps.append(1)
         if len(steps) == 6:
             raise Killed
@@ -164,7 +165,12 @@ def test_killed_mid_epoch_without_saving_then_resumed(reference, tmp_path, monke
     with monkeypatch.context() as m:
         m.setattr(T.Trainer, "train_step", dies_at_step_6)
         with pytest.raises(Killed):
-            train(out, epochs=3)
+            train(out, *flags, epochs=epochs)
+
+
+def test_killed_mid_epoch_without_saving_then_resumed(reference, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    train_until_killed_at_step_6(out, monkeypatch, epochs=3)
     assert len(metrics(out)) == 1
     assert T.main(["--out", str(out), "--resume"]) == 0
     assert_same_run(reference, out)
@@ -559,17 +565,7 @@ def test_resume_restores_bn_buffers_and_the_dropout_generator(tmp_path, monkeypa
     ref = tmp_path / "ref"
     assert train(ref, *flags, epochs=2) == 0
     out = tmp_path / "run"
-    original, steps = T.Trainer.train_step, []
-
-    def dies_at_step_6(self, x, y):           # epoch 2, batch 2: only epoch 1 is saved
-        steps.append(1)
-        if len(steps) == 6:
-            raise Killed
-        return original(self, x, y)
-    with monkeypatch.context() as m:
-        m.setattr(T.Trainer, "train_step", dies_at_step_6)
-        with pytest.raises(Killed):
-            train(out, *flags, epochs=2)
+    train_until_killed_at_step_6(out, monkeypatch, *flags, epochs=2)
     np.random.seed(12345)                     # whatever the process did since, the run's own state
     assert T.main(["--out", str(out), "--resume"]) == 0
     assert_same_run(ref, out)
