@@ -203,8 +203,7 @@ def main(argv=None):
             parser.error(f"--{name.replace('batch', 'batch-size')} must be at least 1")
     if not args.width > 0:
         parser.error("--width must be positive")
-    if args.device == "cuda" and cli.gpu_problem():
-        parser.error(f"--device cuda: {cli.gpu_problem()}")
+    cli.check_device(args.device, parser.error)
     png, csv_path = output_paths(args.out)
     # before the computation: a figure that cannot be written is known now, not in a minute
     problem = cli.unwritable_folder(os.path.dirname(os.path.abspath(png)), "--out")

@@ -98,6 +98,13 @@ def gpu_problem():
     return None
 
 
+def check_device(device, error):
+    """Call `error` (the parser's) with the reason when --device cannot run here."""
+    problem = gpu_problem() if device == "cuda" else None
+    if problem:
+        error(f"--device cuda: {problem}")
+
+
 def unwritable_folder(path, flag="--out"):
     """None when files can be written in the folder `path` (made, with its parents, if it does
     not exist), else a one-line reason with the fix.  A folder made here that turns out

@@ -444,8 +444,7 @@ def main(argv=None):
     seeds = args.seeds if args.seeds is not None else [args.seed]
     if len(set(seeds)) != len(seeds):
         parser.error(f"--seeds: each seed once, got {','.join(map(str, seeds))}")
-    if args.device == "cuda" and cli.gpu_problem():
-        parser.error(f"--device cuda: {cli.gpu_problem()}")
+    cli.check_device(args.device, parser.error)
     args.out = args.out or default_out(args)
     if os.path.exists(args.out) and not os.path.isdir(args.out):
         parser.error(f"--out {args.out} is a file, not a folder; choose another --out")

@@ -315,8 +315,7 @@ def parse_config(argv=None, prog="wa-train", *, raise_errors=False, compare_all=
     given = set(vars(quiet.parse_args(argv)))
     cfg = vars(args)
     check_model_and_norm(cfg, parser.error)
-    if cfg["device"] == "cuda" and cli.gpu_problem():
-        parser.error(f"--device cuda: {cli.gpu_problem()}")
+    cli.check_device(cfg["device"], parser.error)
     if cfg["out"] is None:
         if cfg["resume"] or cfg["eval_only"]:
             parser.error("--resume and --eval-only need --out DIR (the run folder)")
