@@ -11,6 +11,7 @@ the convolution actually uses.
 import numpy as np
 
 from minigrad import backend
+from minigrad.autograd import increment_version
 from minigrad.nn import Conv2d, Module, Parameter, init
 
 from . import functional as WF
@@ -108,6 +109,7 @@ class WNConv2d(ReparamConv2d):
         xp = backend.get_array_module(self.weight.data)
         rows = self.weight.data.reshape(self.out_channels, -1)
         self.weight_g.data[...] = xp.sqrt((rows * rows).sum(axis=1)).astype(self.weight_g.dtype)
+        increment_version(self.weight_g)     # an in-place change (see minigrad/autograd.py)
 
     def effective_weight(self):
         return WF.weight_norm(self.weight, self.weight_g)

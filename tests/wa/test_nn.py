@@ -117,3 +117,14 @@ def test_batch_channel_norm_errors():
     with pytest.raises(ValueError, match="4 channels"):
         BatchChannelNorm(2, 4)(mg.tensor(np.ones((2, 3, 2, 2))))
     assert BatchChannelNorm(2, 4, affine=False).weight is None
+
+
+def test_wnconv2d_reset_g_counts_as_an_in_place_change(rng):
+    """reset_g writes into weight_g's array: a graph recorded before it must refuse to backward
+    (minigrad's version counter), as after any other in-place change of a parameter."""
+    conv = WNConv2d(2, 3, 3)
+    x = mg.tensor(rng.standard_normal((1, 2, 5, 5)).astype(np.float32))
+    y = conv(x).sum()
+    conv.reset_g()
+    with pytest.raises(RuntimeError, match="changed in place"):
+        y.backward()
