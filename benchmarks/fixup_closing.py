@@ -34,14 +34,15 @@ PLAN = ([("wa", f, 64, 10) for f in MAIN + ABLATIONS] + [("wa", f, 8, 3) for f i
         + [("wn", f, 64, 10) for f in ("gamma,lr/10,scaled", "multiplier", "small-gamma")])
 # The order they run in: every seed of the three main candidates at batch 64, one seed of the
 # small batch and of the other specs, the scalars' rate and the small batch over seeds, one
-# seed of WN, then the further seeds of the rest.
+# seed of WN, then the further seeds of the rest, WN's last.
 JOBS = ([(PLAN[i], s) for i in (0, 1, 3) for s in SEEDS]
         + [(PLAN[i], 0) for i in (8, 9, 11, 2, 6, 7, 4, 5)]
         + [(PLAN[6], s) for s in SEEDS[1:]]
         + [(PLAN[i], s) for s in SEEDS[1:] for i in (8, 9, 11)]
         + [(c, 0) for c in PLAN[12:]]
         + [(PLAN[10], 0)] + [(PLAN[i], s) for i in (2, 7, 4, 5) for s in SEEDS[1:]]
-        + [(PLAN[10], s) for s in SEEDS[1:]])
+        + [(PLAN[10], s) for s in SEEDS[1:]]
+        + [(c, s) for s in SEEDS[1:] for c in PLAN[12:]])
 
 
 def run_name(norm, fixup, batch, epochs, seed):
@@ -74,6 +75,8 @@ def run_one(job, runs):
     env = {**os.environ, "PYTHONPATH": CODE}
     with open(out + ".log", "w") as log:
         subprocess.run(cmd, cwd=CODE, env=env, stdout=log, stderr=subprocess.STDOUT, check=False)
+    with open(os.path.join(out, "code_version.txt"), "w") as f:   # a frozen copy has no .git
+        f.write(version_of(CODE))
     print("done", out, flush=True)
     return out
 
@@ -87,10 +90,17 @@ def version_of(code):
                           text=True).stdout.strip()
 
 
-def code_version(runs):
-    """The `git rev-parse HEAD` written to --runs when the runs started."""
-    path = os.path.join(runs, "code_version.txt")
-    return open(path).read().strip() if os.path.isfile(path) else "unknown"
+def code_versions(runs, names):
+    """'COMMIT (k runs), ...': each run's code version, from its code_version.txt (or, for
+    runs from before that file, the one --runs' code_version.txt recorded at the start)."""
+    count = {}
+    for name in names:
+        path = os.path.join(runs, name, "code_version.txt")
+        if not os.path.isfile(path):
+            path = os.path.join(runs, "code_version.txt")
+        commit = open(path).read().strip() if os.path.isfile(path) else "unknown"
+        count[commit] = count.get(commit, 0) + 1
+    return ", ".join(f"`{c}` ({k} runs)" for c, k in count.items())
 
 
 def summarize(runs, results):
@@ -99,22 +109,22 @@ def summarize(runs, results):
         for seed in SEEDS:
             m = read_metrics(os.path.join(runs, run_name(norm, fixup, batch, epochs, seed)))
             if len(m) >= epochs:
-                rows.append({"norm": norm, "fixup": fixup, "batch_size": batch, "epochs": epochs,
+                rows.append({"name": run_name(norm, fixup, batch, epochs, seed), "norm": norm, "fixup": fixup, "batch_size": batch, "epochs": epochs,
                              "seed": seed, "test_acc": m[-1]["test_acc"],
                              "train_acc": m[-1]["train_acc"], "train_loss": m[-1]["train_loss"]})
     os.makedirs(results, exist_ok=True)
     with open(os.path.join(results, "fixup_closing.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=["norm", "fixup", "batch_size", "epochs", "seed",
+        w = csv.DictWriter(f, extrasaction="ignore", fieldnames=["norm", "fixup", "batch_size", "epochs", "seed",
                                           "test_acc", "train_acc", "train_loss"])
         w.writeheader()
         w.writerows(rows)
-    head = code_version(runs)
+    head = code_versions(runs, [r["name"] for r in rows])
     lines = ["# Fixup closing for re-parameterized convs: resnet20 on cifar10-sample", "",
              "wa-train defaults otherwise (short recipe: Nesterov, one-cycle to 0.05 x (B/64)^0.554, "
              "weight decay 5e-4, augmentation), 1,504 training / 360 test images, full width. "
              "Test accuracy (%) after the last epoch: mean +- standard error over the seeds "
              "(n = number of seeds), then each seed.", "",
-             f"Code version: `{head}`", "",
+             f"Code version: {head}", "",
              "Command: `python benchmarks/fixup_closing.py --runs /tmp/fixup-runs` (each run: "
              "`python -m wa.train --model resnet20 --norm NORM --fixup SPEC --batch-size B "
              "--epochs E --seed S --threads 1 --no-download --out DIR`)", "",
@@ -127,10 +137,10 @@ def summarize(runs, results):
             continue
         acc = [100 * r["test_acc"] for r in got]
         mean = sum(acc) / len(acc)
-        se = (math.sqrt(sum((a - mean) ** 2 for a in acc) / (len(acc) - 1) / len(acc))
-              if len(acc) > 1 else float("nan"))
+        se = (f" +- {math.sqrt(sum((a - mean) ** 2 for a in acc) / (len(acc) - 1) / len(acc)):.1f}"
+              if len(acc) > 1 else "")
         train = sum(100 * r["train_acc"] for r in got) / len(got)
-        lines.append(f"| {norm} | `{fixup}` | {batch} | {epochs} | {mean:.1f} +- {se:.1f} | "
+        lines.append(f"| {norm} | `{fixup}` | {batch} | {epochs} | {mean:.1f}{se} | "
                      f"{len(acc)} | {' / '.join(f'{a:.1f}' for a in acc)} | {train:.1f} |")
     with open(os.path.join(results, "fixup_closing.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
@@ -182,8 +192,9 @@ def main():
     CODE = os.path.abspath(args.code)
     if not args.summarize:
         os.makedirs(args.runs, exist_ok=True)
-        with open(os.path.join(args.runs, "code_version.txt"), "w") as f:
-            f.write(version_of(CODE))
+        if not os.path.isfile(os.path.join(args.runs, "code_version.txt")):
+            with open(os.path.join(args.runs, "code_version.txt"), "w") as f:
+                f.write(version_of(CODE))
         jobs = [(*config, seed) for config, seed in JOBS]
         with ThreadPoolExecutor(args.jobs) as pool:
             for _ in pool.map(lambda j: run_one(j, args.runs), jobs):

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -35,3 +36,44 @@ def test_profile_resnet_tables_both_libraries():
     first = next(line for line in text.splitlines() if "first-step loss" in line)
     ours, theirs = (float(v) for v in first.replace(",", "").split()[-3::2])
     assert abs(ours - theirs) < 1e-4 * abs(theirs), first
+
+
+def _official_folder(root, n_train=50, n_test=10, seed=0):
+    """A small official-format CIFAR-10 folder (5 training files of 10 images, a test file)."""
+    from wa import data as wadata
+    rng = np.random.default_rng(seed)
+    x_train = rng.integers(0, 256, (n_train, 3, 32, 32), dtype=np.uint8)
+    x_test = rng.integers(0, 256, (n_test, 3, 32, 32), dtype=np.uint8)
+    y_train, y_test = rng.integers(0, 10, n_train), rng.integers(0, 10, n_test)
+    classes = [f"class{i}" for i in range(10)]
+    folder = wadata.write_cifar(str(root), "cifar10", x_train, y_train, x_test, y_test, classes)
+    return folder, x_train, y_train, x_test, y_test
+
+
+def test_train_vs_pytorch_holds_out_the_chosen_files(tmp_path):
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    import train_vs_pytorch as tvp
+    from wa import data as wadata
+    folder, x_train, y_train, x_test, y_test = _official_folder(tmp_path / "src")
+    root = tvp.make_split(folder, ["data_batch_1", "data_batch_3"], ["test_batch", "data_batch_2"],
+                          str(tmp_path / "split"))
+    ds = wadata.load_dataset("cifar10", root, download=False)
+    first, third, second = slice(0, 10), slice(20, 30), slice(10, 20)
+    np.testing.assert_array_equal(ds.x_train, np.concatenate([x_train[first], x_train[third]]))
+    np.testing.assert_array_equal(ds.y_train, np.concatenate([y_train[first], y_train[third]]))
+    np.testing.assert_array_equal(ds.x_test, np.concatenate([x_test, x_train[second]]))
+    np.testing.assert_array_equal(ds.y_test, np.concatenate([y_test, y_train[second]]))
+    with pytest.raises(SystemExit, match="data_batch_1.*held-out"):
+        tvp.make_split(folder, ["data_batch_1"], ["data_batch_1"], str(tmp_path / "bad"))
+
+
+def test_train_vs_pytorch_runs_both_sides_on_a_split(tmp_path):
+    pytest.importorskip("torch", reason="train_vs_pytorch.py trains a PyTorch twin")
+    folder = _official_folder(tmp_path / "src", n_train=100, n_test=20)[0]
+    text = _run("train_vs_pytorch.py", "--norms", "wa", "--width", "0.25", "--epochs", "1",
+                "--seeds", "0,1", "--batch-size", "16", "--data-dir", folder, "--train-files", "data_batch_1,data_batch_2",
+                "--test-files", "test_batch", "--csv", str(tmp_path / "runs.csv"))
+    assert "40 train / 20 test images" in text
+    row = next(line for line in text.splitlines() if line.startswith("| wa |"))
+    assert row.count("+-") == 2, row         # a mean +- s.e. for each side over the two seeds
+    assert len((tmp_path / "runs.csv").read_text().splitlines()) == 4
