@@ -9,22 +9,91 @@
                   and chance (skipped, with a note, where matplotlib is missing);
   distributions.npz, distributions.png   with --record-distributions (`wa.distributions`);
   diagnostics.jsonl   with --diagnostics-every N: per-layer statistics every N steps
-                  (`wa.diagnostics`), one JSON object per layer and recorded step.
+                  (`wa.diagnostics`), one JSON object per layer and recorded step;
+  run.lock        while a process trains into the folder: its process id (`RunLock`).
 
 Files are written to a temporary name and renamed over the old one, so a kill leaves the old
 file or the new one, never half of one (metrics.jsonl also grows by appending a line, which a
 resume rewrites from the checkpoint's history).  `load_run(folder)` gives back the trained model
 and its config.
 """
+import contextlib
 import json
 import os
+import socket
 
 import minigrad as mg
 
 from . import plotstyle
 
 CONFIG, METRICS, CHECKPOINT, CURVES = "config.json", "metrics.jsonl", "checkpoint.npz", "curves.png"
-DIAGNOSTICS = "diagnostics.jsonl"
+DIAGNOSTICS, LOCK = "diagnostics.jsonl", "run.lock"
+
+
+class FolderBusy(RuntimeError):
+    """Another living process trains into the same run folder."""
+
+
+class RunLock:
+    """`with RunLock(folder):` -- one training process per run folder.
+
+    Two processes writing the same checkpoint and metrics would each overwrite the other's
+    files, and the folder would hold a run that neither of them trained.  The lock is a file
+    created only if it does not exist yet (O_EXCL, atomic on a local disk) holding the
+    owner's process id.  A lock left by a process that no longer runs (killed with SIGKILL,
+    or a machine that rebooted) is taken over; a lock from another machine (a shared folder)
+    is trusted as long as it is there."""
+
+    def __init__(self, folder):
+        self.path = os.path.join(folder, LOCK)
+        self.owner = f"{os.getpid()} {socket.gethostname()}"
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()
+
+    def acquire(self):
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        for _ in range(2):          # a second try after removing a dead process's lock
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder is not None:
+                    raise FolderBusy(f"{os.path.dirname(self.path)} is in use by another "
+                                     f"training process ({holder}); wait for it to end, or "
+                                     f"choose another --out") from None
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(self.path)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(self.owner + "\n")
+            return self
+        raise FolderBusy(f"could not lock {self.path}: another process keeps creating it")
+
+    def release(self):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.path)
+
+    def _holder(self):
+        """'pid P on HOST' of a lock whose process may still run; None if it is gone."""
+        try:
+            with open(self.path) as f:
+                pid, host = f.read().split()[:2]
+            pid = int(pid)
+        except (OSError, ValueError):
+            return None               # unreadable or half written: treat as abandoned
+        if host != socket.gethostname():
+            return f"pid {pid} on {host}"
+        try:
+            os.kill(pid, 0)           # signal 0: only asks whether the process exists
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass                      # exists, but belongs to another user
+        return f"pid {pid}"
 
 
 class CheckpointError(RuntimeError):

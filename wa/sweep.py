@@ -38,6 +38,7 @@ import sys
 
 from . import cli, norms, plotstyle, process
 from . import data as wadata
+from . import run_folder as rf
 from . import train as T
 
 FIELDS = ("model", "norm", "batch_size", "seed", "status", "epochs_done", "test_error", "test_acc",
@@ -198,6 +199,9 @@ def run_one(plan):
             code = T.Trainer(plan["cfg"], command=["wa-train", *argv]).run()
         except T.ConfigError as e:
             return {**row, "status": f"n/a: {e}"}
+        except rf.FolderBusy as e:
+            print(f"skipped: {e}", flush=True)
+            return {**row, "status": "busy: another process trains it"}
         if code == 130:
             raise KeyboardInterrupt
         done = _read_metrics(metrics_path)

@@ -386,6 +386,8 @@ def main(argv=None):
         if not existed:
             cli.remove_if_empty(out)
         parser.error(str(e))
+    except rf.FolderBusy as e:
+        parser.error(str(e))
     except (wadata.DatasetError, CheckpointError) as e:
         if not existed:
             cli.remove_if_empty(out)

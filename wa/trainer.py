@@ -345,7 +345,10 @@ class Trainer:
     def run(self):
         """Train (or evaluate) as configured; returns the process exit code."""
         with process.limit_blas_threads(process.blas_threads(self.cfg)):
-            return self._run()
+            if self.cfg.get("eval_only"):
+                return self._run()           # reads the folder, writes nothing
+            with rf.RunLock(self.out):       # one process per run folder (rf.FolderBusy)
+                return self._run()
 
     def _run(self):
         c = self.cfg

@@ -655,3 +655,47 @@ def test_resume_of_a_finished_run_killed_before_its_last_line_completes_the_metr
     assert len(metrics(out)) == 1
     assert "is finished (2/2 epochs)" in _one_line_error(capsys, "--out", str(out), "--resume")
     assert [r["epoch"] for r in metrics(out)] == [1, 2]
+
+
+def _lock_held_by(out, pid):
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "run.lock"), "w") as f:
+        f.write(f"{pid} {__import__('socket').gethostname()}\n")
+
+
+def test_a_folder_another_process_trains_into_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _lock_held_by(out, other.pid)
+        msg = _one_line_error(capsys, *TINY, "--epochs", "1", "--out", str(out))
+        assert f"in use by another training process (pid {other.pid})" in msg
+        assert "choose another --out" in msg
+        assert not (out / "metrics.jsonl").exists() and (out / "run.lock").exists()
+    finally:
+        other.kill()
+        other.wait()
+    # the holder is gone (as after a SIGKILL): its lock is taken over, the run trains, and the
+    # lock is removed when the run ends
+    assert train(out, epochs=1) == 0
+    assert len(metrics(out)) == 1 and not (out / "run.lock").exists()
+
+
+def test_the_lock_is_held_while_training_and_released_on_error(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    seen = []
+    real = T.Trainer.train_epoch
+
+    def look(self):
+        seen.append((out / "run.lock").read_text().split()[0])
+        return real(self)
+    monkeypatch.setattr(T.Trainer, "train_epoch", look)
+    assert train(out, epochs=1) == 0
+    assert seen == [str(os.getpid())] and not (out / "run.lock").exists()
+
+    def boom(self):
+        raise RuntimeError("boom")
+    monkeypatch.setattr(T.Trainer, "train_epoch", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        train(tmp_path / "other", epochs=1)
+    assert not (tmp_path / "other" / "run.lock").exists()
