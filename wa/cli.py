@@ -80,6 +80,16 @@ def norm_spec_error(flag, spec, error):
     return f"{flag}: {error}"
 
 
+def model_name_error(flag, name):
+    """The one-line message for an unknown model name, with a closest match when there is one;
+    None for a known name."""
+    from .models import names
+    if name in names():
+        return None
+    return (f"unknown {flag} {name!r}{did_you_mean(name, names())}; choose one of "
+            f"{', '.join(natural_order(names()))}")
+
+
 def natural_order(names):
     """resnet18 before resnet101: names sorted by their letters, then their number."""
     def key(name):

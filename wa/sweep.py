@@ -435,16 +435,14 @@ def main(argv=None):
     mg.fast.keep_freed_memory()       # a training process: keep freed buffers for the next step
     parser = build_parser()
     args = parser.parse_args(argv)
-    from . import models as M
     try:
         args.norms = [norms.canonical(n) for n in args.norms]
     except ValueError as e:
         bad = next(n for n in args.norms if not _valid_spec(n))
         parser.error(cli.norm_spec_error("--norms", bad, e))
     for m in args.models:
-        if m not in M.names():
-            parser.error(f"unknown --model {m}{cli.did_you_mean(m, M.names())}; choose among "
-                         f"{', '.join(cli.natural_order(M.names()))}")
+        if cli.model_name_error("--model", m):
+            parser.error(cli.model_name_error("--model", m))
     seeds = args.seeds if args.seeds is not None else [args.seed]
     if len(set(seeds)) != len(seeds):
         parser.error(f"--seeds: each seed once, got {','.join(map(str, seeds))}")

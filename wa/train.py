@@ -264,9 +264,8 @@ class SettingMismatch(cli.UsageError):
 def check_model_and_norm(cfg, error):
     """Model name and norm spec (canonical spelling), each with a closest-match suggestion."""
     from . import models, norms
-    if cfg["model"] not in models.names():
-        error(f"unknown --model {cfg['model']!r}{cli.did_you_mean(cfg['model'], models.names())}; "
-              f"choose one of {', '.join(cli.natural_order(models.names()))}")
+    if cli.model_name_error("--model", cfg["model"]):
+        error(cli.model_name_error("--model", cfg["model"]))
     try:
         cfg["norm"] = norms.canonical(cfg["norm"])
     except ValueError as e:

@@ -34,8 +34,8 @@ class ConfigError(ValueError):
 def build_model(cfg, num_classes):
     """wa.models.build, with unknown names and bad widths turned into ConfigError."""
     from . import models
-    if cfg["model"] not in models.names():
-        raise ConfigError(f"unknown --model {cfg['model']!r}; choose one of {', '.join(models.names())}")
+    if cli.model_name_error("--model", cfg["model"]):
+        raise ConfigError(cli.model_name_error("--model", cfg["model"]))
     from .norms import GN_GROUPS, LEGACY_GN_MIN_CHANNELS
     try:
         # A run folder written before the flags existed used the >= 4 channels rule.

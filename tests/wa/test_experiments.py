@@ -234,7 +234,7 @@ def test_sweep_resumes_after_an_interruption(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("argv, reason", [
     (["--norms", "qq"], "invalid norm spec"),
     (["--norms", "ws"], "WS needs an activation norm after it"),
-    (["--model", "plain8,resnet19"], "unknown --model resnet19"),
+    (["--model", "plain8,resnet19"], "unknown --model 'resnet19'"),
     (["--seeds", "0,0"], "each seed once"),
     (["--seeds", "a"], "comma-separated list"),
     (["--gn-groups", "0"], "must be positive"),
