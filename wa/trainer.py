@@ -9,6 +9,7 @@ global generator) and the loader's shuffling and augmentation; all of these stat
 the checkpoint, so a resumed run reproduces the uninterrupted one exactly (on the CPU; CuPy's
 own generator, used by dropout on the GPU, is reseeded but not checkpointed).
 """
+import functools
 import os
 import platform
 import subprocess
@@ -117,7 +118,11 @@ def versions():
             "python": platform.python_version(), "git_commit": _git_commit()}
 
 
+@functools.lru_cache(maxsize=None)
 def _git_commit():
+    """Asked once per process: the code a process runs is the code it imported, however the
+    checkout moves on while it trains (a sweep's later runs would otherwise record a commit
+    they never ran)."""
     here = os.path.dirname(os.path.abspath(__file__))
     try:
         run = lambda *a: subprocess.run(["git", *a], cwd=here, capture_output=True, text=True,

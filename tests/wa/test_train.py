@@ -699,3 +699,21 @@ def test_the_lock_is_held_while_training_and_released_on_error(tmp_path, monkeyp
     with pytest.raises(RuntimeError, match="boom"):
         train(tmp_path / "other", epochs=1)
     assert not (tmp_path / "other" / "run.lock").exists()
+
+
+def test_the_code_version_is_the_one_the_process_started_with(monkeypatch):
+    """A sweep's runs record the commit of the code they imported, even when the checkout
+    moves on while they train."""
+    import wa.trainer as trainer
+    trainer._git_commit.cache_clear()
+    heads = iter(["aaaa", "bbbb"])
+
+    def fake_git(cmd, **kw):
+        out = next(heads) if cmd[1] == "rev-parse" else ""
+        return subprocess.CompletedProcess(cmd, 0, stdout=out + "\n", stderr="")
+    monkeypatch.setattr(trainer.subprocess, "run", fake_git)
+    try:
+        assert trainer.versions()["git_commit"] == "aaaa"
+        assert trainer.versions()["git_commit"] == "aaaa"      # HEAD moved to bbbb meanwhile
+    finally:
+        trainer._git_commit.cache_clear()
