@@ -7,7 +7,8 @@
 For each normalization spec and seed, two runs on the same images, batches and augmentation
 (wa.data's loaders, same seed):
 
-* ours: `wa-train` with no optimization flag (its defaults: the short recipe, Kaiming init);
+* ours: `wa-train` with no optimization flag (its defaults: the short recipe, Kaiming init;
+  `--our-init pytorch` gives it `--init pytorch`);
 * the twin: the PyTorch copy of the same network (`bench_convnet.torch_resnet`), trained with
   the recipe people use for short CIFAR runs: SGD with Nesterov momentum 0.9, weight decay 5e-4
   on every parameter, and `torch.optim.lr_scheduler.OneCycleLR(max_lr=0.05, pct_start=0.15)`
@@ -95,7 +96,7 @@ def minigrad_run(spec, args, seed):
     argv = data_flags(args) + [
         "--model", args.model, "--norm", spec, "--epochs", str(args.epochs), "--width",
         str(args.width), "--batch-size", str(args.batch_size), "--seed", str(seed), "--out", out,
-        "--progress", "off", "--threads", str(args.threads)]
+        "--progress", "off", "--threads", str(args.threads), "--init", args.our_init]
     with contextlib.redirect_stdout(io.StringIO()):
         code = train.main(argv)
     if code != 0:
@@ -188,6 +189,13 @@ def mean_se(values):
     return f"{m:.1f} +- {100 * statistics.stdev(values) / math.sqrt(len(values)):.1f}"
 
 
+def cell(values):
+    """'mean +- s.e. (each seed)' in percent, or '-' for a side not trained."""
+    if not values:
+        return "-"
+    return f"{mean_se(values)} ({' / '.join(f'{100 * a:.1f}' for a in values)})"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--norms", default="bn,wa,gn+wa")
@@ -204,11 +212,14 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=0.05, help="the twin's OneCycleLR max_lr "
                    "(wa-train's default at batch 64)")
     p.add_argument("--twin-init", choices=("pytorch", "same"), default="pytorch")
+    p.add_argument("--our-init", choices=("kaiming", "pytorch"), default="kaiming",
+                   help="wa-train's --init (kaiming: its default)")
     p.add_argument("--twin-schedule", choices=("onecycle", "wa-train"), default="onecycle")
     p.add_argument("--twin-fixup", default=None, metavar="SPEC")
     p.add_argument("--seeds", default="0")
     p.add_argument("--threads", type=int, default=1, help="BLAS / torch threads per run")
     p.add_argument("--skip-ours", action="store_true", help="train the twin only")
+    p.add_argument("--skip-twin", action="store_true", help="train ours only")
     p.add_argument("--csv", default=None, help="append one line per run to this file")
     args = p.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -231,24 +242,23 @@ def main(argv=None):
             ours, theirs = [], []
             for s in seeds:
                 for who, run, acc in (("ours", minigrad_run, ours), ("twin", pytorch_run, theirs)):
-                    if who == "ours" and args.skip_ours:
+                    if (who == "ours" and args.skip_ours) or (who == "twin" and args.skip_twin):
                         continue
                     acc.append(run(spec, args, s))
-                    if args.csv:
+                    if args.csv:      # spec, side, seed, init, schedule, fixup, images, ...
+                        how = ((args.our_init, "wa-train", "") if who == "ours" else
+                               (args.twin_init, args.twin_schedule, args.twin_fixup or ""))
                         with open(args.csv, "a") as f:
-                            f.write(f"{spec},{who},{s},{args.twin_init},{args.twin_schedule},"
-                                    f"{args.twin_fixup or ''},{len(ds.x_train)},{args.epochs},"
-                                    f"{acc[-1]:.4f}\n")
+                            f.write(f"{spec},{who},{s},{','.join(how)},{len(ds.x_train)},"
+                                    f"{args.epochs},{acc[-1]:.4f}\n")
             rows.append((spec, ours, theirs))
     print("| norm | seeds | wa-train defaults | PyTorch twin | difference |")
     print("|---|---|---:|---:|---:|")
     for spec, ours, theirs in rows:
-        each = " / ".join(f"{100 * a:.1f}" for a in ours) or "-"
-        twin = " / ".join(f"{100 * a:.1f}" for a in theirs)
         diff = (f"{100 * (statistics.mean(ours) - statistics.mean(theirs)):+.1f}"
-                if ours else "")
-        print(f"| {spec} | {','.join(map(str, seeds))} | {mean_se(ours) if ours else '-'} "
-              f"({each}) | {mean_se(theirs)} ({twin}) | {diff} |", flush=True)
+                if ours and theirs else "")
+        print(f"| {spec} | {','.join(map(str, seeds))} | {cell(ours)} | {cell(theirs)} | {diff} |",
+              flush=True)
     return 0
 
 

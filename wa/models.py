@@ -13,7 +13,14 @@ Common choices, the same for every spec so that models differ only in their norm
     bias, and is followed by the spec's activation norm (Identity for none); WA is also applied
     to the first conv and to the 1x1 projection shortcuts, never to the final classifier (the
     paper's rule; the classifier is a plain Linear);
-  * raw conv weights start as Kaiming normal, N(0, 2/fan_in) (He et al.; the paper's III-C);
+  * raw conv weights start as Kaiming normal, N(0, 2/fan_in) (He et al.; the paper's III-C),
+    and so does the classifier, whose bias starts at 0; `init="pytorch"` draws every conv and
+    linear layer as PyTorch's own layers do instead (weights uniform with variance
+    1/(3 fan_in), biases uniform in +-1/sqrt(fan_in)).  Behind a norm (BN, GN, WA, WS, WN) a
+    conv's output does not depend on its weight's scale, but the step size does: the
+    gradient to w scales as 1/|w|, the relative update as lr/|w|^2, so PyTorch's 6x smaller
+    variance is a 6x larger effective rate for those convs until weight decay has shrunk
+    them (benchmarks/README.md, `train_vs_pytorch.py`);
   * `width` multiplies every channel count: c -> max(1, round(c * width)); group counts for gn
     and bcn are chosen per layer by `wa.norms.num_groups`, so any width is valid: by default
     the GN paper's 32 groups, never fewer than 2 channels per group (C = 64 -> 32 groups,
@@ -81,6 +88,7 @@ conv's learning, its gradient being proportional to its gamma, while the small l
 already keeps the branch small at the start.  WN (seed 0) ranks the closings the same way.
 All runs, the command and the code version: benchmarks/results/fixup_closing/.
 """
+import math
 from collections import namedtuple
 
 import numpy as np
@@ -102,13 +110,23 @@ def _ch(c, width):
     return max(1, int(round(c * width)))
 
 
-def _kaiming(module):
-    """Kaiming-normal init of every conv and linear in `module`, zero biases."""
+INITS = ("kaiming", "pytorch")
+
+
+def _init_weights(module, scheme="kaiming"):
+    """Every conv and linear in `module`: Kaiming normal with zero biases ("kaiming"), or
+    PyTorch's default layer init ("pytorch", as torch.nn.Conv2d and Linear draw theirs)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
-            init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-            if m.bias is not None:
-                init.zeros_(m.bias)
+            if scheme == "pytorch":
+                init.kaiming_uniform_(m.weight, a=math.sqrt(5))   # variance 1/(3 fan_in)
+                if m.bias is not None:
+                    fan_in, _ = init.calculate_fan_in_and_fan_out(m.weight)
+                    init.uniform_(m.bias, -fan_in ** -0.5, fan_in ** -0.5)
+            else:
+                init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+                if m.bias is not None:
+                    init.zeros_(m.bias)
         if isinstance(m, WNConv2d):
             m.reset_g()                      # keep the effective weight = the Kaiming weight
 
@@ -124,7 +142,8 @@ def _conv_norm(spec, c_in, c_out, k, stride=1):
 class Plain8(nn.Module):
     """The 8-layer net of Fig. 2: 7 x (conv3x3 -> norm -> ReLU), global average pool, linear."""
 
-    def __init__(self, norm="none", num_classes=10, width=1.0, in_channels=3, channels=64):
+    def __init__(self, norm="none", num_classes=10, width=1.0, in_channels=3, channels=64,
+                 init="kaiming"):
         super().__init__()
         c = _ch(channels, width)
         pairs = [_conv_norm(norm, in_channels if i == 0 else c, c, 3) for i in range(7)]
@@ -132,7 +151,7 @@ class Plain8(nn.Module):
         self.norms = nn.ModuleList([p[1] for p in pairs])
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c, num_classes, bias=False)
-        _kaiming(self)
+        _init_weights(self, init)
 
     def forward(self, x, return_activations=False):
         acts = []
@@ -155,7 +174,8 @@ VGG_CONFIGS = {
 class VGG(nn.Module):
     """CIFAR VGG: `cfg` lists conv widths and "M" (2x2 max pool); then a linear classifier."""
 
-    def __init__(self, cfg, norm="none", num_classes=10, width=1.0, in_channels=3):
+    def __init__(self, cfg, norm="none", num_classes=10, width=1.0, in_channels=3,
+                 init="kaiming"):
         super().__init__()
         layers, c_in = [], in_channels
         for v in cfg:
@@ -168,7 +188,7 @@ class VGG(nn.Module):
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.classifier = nn.Linear(c_in, num_classes)
-        _kaiming(self)
+        _init_weights(self, init)
 
     def forward(self, x):
         return self.classifier(self.pool(self.features(x)).flatten(1))
@@ -374,7 +394,7 @@ class ResNet(nn.Module):
     """
 
     def __init__(self, block, num_blocks, stage_widths, norm="none", num_classes=10, width=1.0,
-                 in_channels=3, fixup=None):
+                 in_channels=3, fixup=None, init="kaiming"):
         super().__init__()
         self.fixup = norms.parse(norm).activation == "none"
         # The Fixup spec this net was built with (None when it has an activation norm).
@@ -397,7 +417,7 @@ class ResNet(nn.Module):
         self.fc = nn.Linear(c, num_classes)
         if self.fixup:
             self.bias1, self.bias2 = _scalar(0.0), _scalar(0.0)
-        _kaiming(self)
+        _init_weights(self, init)
         if self.fixup:
             self._fixup_init(block, sum(num_blocks))
 
@@ -448,7 +468,8 @@ def names():
 
 
 def build(name, norm="gn+wa", num_classes=10, width=1.0, in_channels=3,
-          gn_groups=norms.GN_GROUPS, gn_min_channels=norms.GN_MIN_CHANNELS, fixup=None):
+          gn_groups=norms.GN_GROUPS, gn_min_channels=norms.GN_MIN_CHANNELS, fixup=None,
+          init="kaiming"):
     """Build model `name` normalized by the spec `norm` (see `wa.norms`), weights initialised.
 
     name:        one of `names()`.
@@ -463,6 +484,8 @@ def build(name, norm="gn+wa", num_classes=10, width=1.0, in_channels=3,
                  of `parse_fixup` such as "multiplier" or "gamma,lr/10,scaled"; None picks
                  `default_fixup(norm)`.  Checked always, used only by Fixup nets; the net's
                  `fixup_config` holds what it was built with.
+    init:        "kaiming" (the paper's) or "pytorch" (PyTorch's default layer init); Fixup's
+                 own values (zeros, scalings) are set after it.
     """
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; valid models: {', '.join(names())}")
@@ -472,7 +495,10 @@ def build(name, norm="gn+wa", num_classes=10, width=1.0, in_channels=3,
         raise ValueError(f"width must be > 0 (it multiplies every channel count), got {width!r}")
     if int(num_classes) != num_classes or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    kwargs = dict(norm=norm, num_classes=int(num_classes), width=width, in_channels=in_channels)
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}: choose one of {', '.join(INITS)}")
+    kwargs = dict(norm=norm, num_classes=int(num_classes), width=width, in_channels=in_channels,
+                  init=init)
     if fixup is not None:
         fixup = parse_fixup(fixup)
         if name.startswith("resnet"):

@@ -177,6 +177,10 @@ def add_training_flags(p):
       "0 (multiplier), optionally ',lr/10' (Fixup scalars at lr/10) and ',scaled' (inner "
       "convs times L^-1/2); 'gamma,lr/10,scaled' is Fixup as published [default: "
       "small-gamma for wa and wn, gamma,lr/10,scaled for plain convs]")
+    a("--init", default="kaiming", choices=("kaiming", "pytorch"),
+      help="how conv and linear weights start: kaiming (the paper's, N(0, 2/fan_in)) or pytorch "
+      "(PyTorch's default layers: variance 1/(3 fan_in), which behind a norm trains faster "
+      "in short runs; see wa.models)")
     a("--dataset", default="cifar10-sample", choices=wadata.DATASETS, help=DATASET_HELP)
     a("--data-dir", default=None, help="folder holding (or to receive) cifar-10-batches-py/ or "
       "cifar-100-python/; used by cifar10 and cifar100 only [default: ~/.cache/weightalign]")

@@ -44,7 +44,8 @@ def build_model(cfg, num_classes):
                             width=cfg["width"], gn_groups=cfg.get("gn_groups", GN_GROUPS),
                             gn_min_channels=cfg.get("gn_min_channels", LEGACY_GN_MIN_CHANNELS),
                             # run folders without the key were built with Fixup as published
-                            fixup=cfg.get("fixup", models.FIXUP_PUBLISHED))
+                            fixup=cfg.get("fixup", models.FIXUP_PUBLISHED),
+                            init=cfg.get("init", "kaiming"))   # runs from before --init
     except (ValueError, KeyError, TypeError) as e:
         raise ConfigError(f"--model {cfg['model']} --norm {cfg['norm']} --width {cfg['width']}: "
                           + " ".join(str(e).split())) from None

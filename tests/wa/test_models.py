@@ -428,3 +428,35 @@ def test_wa_preactivations_are_symmetric_at_initialisation(rng):
         skews[spec] = [_channel_skews(t.astype(np.float64)) for t in _plain8_conv_outputs(spec, x)]
     assert max(skews["wa"]) < 0.07, skews["wa"]
     assert np.mean(skews["wa[scale]"][1:]) > 1.8 * np.mean(skews["wa"][1:]), skews
+
+
+@pytest.mark.parametrize("norm", ["gn+wa", "bn", "wa", "wn"])
+def test_init_kaiming_or_pytorch(norm):
+    """init="kaiming": conv weights of variance 2/fan_in; init="pytorch": 1/(3 fan_in) and a
+    classifier bias drawn in +-1/sqrt(fan_in); Fixup's zero classifier stays in both."""
+    for scheme, var in (("kaiming", lambda n: 2 / n), ("pytorch", lambda n: 1 / (3 * n))):
+        mg.manual_seed(0)
+        model = models.build("resnet20", norm=norm, init=scheme)
+        for name, m in model.named_modules():
+            if isinstance(m, nn.Conv2d) and m.weight.size >= 4096 and not model.fixup:
+                w = np.asarray(m.weight.data)
+                n = w[0].size
+                assert abs(w.var() / var(n) - 1) < 0.1, (scheme, name, w.var() * n)
+        stem = model.conv1
+        if isinstance(stem, WNConv2d):     # g starts at |v|: the effective weight is the drawn one
+            v = np.asarray(stem.weight.data).reshape(len(stem.weight_g.data), -1)
+            np.testing.assert_allclose(np.asarray(stem.weight_g.data).ravel(),
+                                       np.linalg.norm(v, axis=1), rtol=1e-5)
+        bias = np.asarray(model.fc.bias.data)
+        if model.fixup:
+            assert not bias.any() and not np.asarray(model.fc.weight.data).any()
+        elif scheme == "kaiming":
+            assert not bias.any()
+        else:
+            bound = model.fc.in_features ** -0.5
+            assert bias.any() and np.abs(bias).max() <= bound
+
+
+def test_unknown_init_names_the_choices():
+    with pytest.raises(ValueError, match="unknown init 'he'.*kaiming, pytorch"):
+        models.build("plain8", init="he")

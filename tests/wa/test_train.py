@@ -717,3 +717,21 @@ def test_the_code_version_is_the_one_the_process_started_with(monkeypatch):
         assert trainer.versions()["git_commit"] == "aaaa"      # HEAD moved to bbbb meanwhile
     finally:
         trainer._git_commit.cache_clear()
+
+
+def test_init_flag_builds_and_records_its_scheme(tmp_path):
+    """--init pytorch reaches the model (its classifier gets a drawn bias, which Kaiming
+    leaves at 0) and config.json; a run folder from before the flag resumes as kaiming."""
+    for scheme in ("kaiming", "pytorch"):
+        out = tmp_path / scheme
+        assert T.main(TINY + ["--model", "resnet20", "--norm", "bn", "--init", scheme,
+                              "--epochs", "1", "--out", str(out)]) == 0
+        cfg = json.loads((out / "config.json").read_text())
+        assert cfg["settings"]["init"] == scheme
+    mg.manual_seed(0)
+    built = {s: T.build_model({"model": "resnet20", "norm": "bn", "width": 0.25, "init": s}, 10)
+             for s in ("kaiming", "pytorch")}
+    assert not np.asarray(built["kaiming"].fc.bias.data).any()
+    assert np.asarray(built["pytorch"].fc.bias.data).any()
+    old = T.build_model({"model": "resnet20", "norm": "bn", "width": 0.25}, 10)
+    assert not np.asarray(old.fc.bias.data).any()
