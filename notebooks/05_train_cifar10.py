@@ -434,6 +434,13 @@ if SW and set(SW) == EXPECTED:     # the sweep complete: its numbers are quoted
     d, t, p = PAIRED["wa", "bn", 2]
     quote("WA - BN at batch 2, mean over seeds (points)", d.mean(), "5.5", 0.05)
     quote("its paired t-test p", p, "0.06", 0.005)
+    # The text's orderings, seed by seed: BN ahead at 64, the sign changing at 8, WA ahead at 2;
+    # GN+WA the weakest at every size; WA at its best at batch 1.
+    assert (PAIRED["wa", "bn", 64][0] < 0).all() and (PAIRED["wa", "bn", 2][0] > 0).all()
+    assert (PAIRED["wa", "bn", 8][0] > 0).any() and (PAIRED["wa", "bn", 8][0] < 0).any()
+    assert all(MEAN["gn+wa", b] < min(MEAN[n, b] for n in ("bn", "wa") if (n, b) not in UNDEFINED)
+               for b in BATCHES)
+    assert max(BATCHES, key=lambda b: MEAN["wa", b]) == 1
 
 # %% [markdown]
 # **Reading.** At batch 64 BN leads (43.6 %; WA 36.0 %, GN+WA 29.6 %): WA trails BN by 7.6
