@@ -532,21 +532,11 @@ def test_sweep_plan_estimates_the_time_from_the_runs_already_there(tmp_path, cap
     assert "1 to train, 1 finished and kept" in plan and "of training, from the runs already here" in plan
 
 
-def test_sweep_skips_a_cell_another_process_trains(tmp_path, capsys):
-    import socket
-    import subprocess
-    import sys
+def test_sweep_skips_a_cell_another_process_trains(tmp_path, capsys, another_process_holding):
     out = tmp_path / "sweep"
     argv = SWEEP + ["--norms", "gn+wa,wa", "--batch-sizes", "16", "--epochs", "1", "--out", str(out)]
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        busy = out / "runs" / "plain8-wa-b16-s0"
-        busy.mkdir(parents=True)
-        (busy / "run.lock").write_text(f"{other.pid} {socket.gethostname()}\n")
+    with another_process_holding(out / "runs" / "plain8-wa-b16-s0") as pid:
         assert S.main(argv) == 0
-    finally:
-        other.kill()
-        other.wait()
     status = {r["norm"]: r["status"] for r in read_results(out)}
     assert status == {"gn+wa": "done", "wa": "busy: another process trains it"}
-    assert f"in use by another training process (pid {other.pid})" in capsys.readouterr().out
+    assert f"in use by another training process (pid {pid})" in capsys.readouterr().out
