@@ -89,7 +89,6 @@ already keeps the branch small at the start.  WN ranks the closings the same way
 (small-gamma 39.9 +- 0.6 %, multiplier 32.6 +- 1.3 %, Fixup as published 29.1 +- 0.2 %).
 All runs, the command and the code version: benchmarks/results/fixup_closing/.
 """
-import math
 from collections import namedtuple
 
 import numpy as np
@@ -116,20 +115,18 @@ INITS = ("kaiming", "pytorch")
 
 def _init_weights(module, scheme="kaiming"):
     """Every conv and linear in `module`: Kaiming normal with zero biases ("kaiming"), or
-    PyTorch's default layer init ("pytorch", as torch.nn.Conv2d and Linear draw theirs)."""
+    PyTorch's default layer init ("pytorch": minigrad's own Conv2d and Linear init, which is
+    PyTorch's; called on the base class, since WAConv2d's override draws Kaiming weights)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             if scheme == "pytorch":
-                init.kaiming_uniform_(m.weight, a=math.sqrt(5))   # variance 1/(3 fan_in)
-                if m.bias is not None:
-                    fan_in, _ = init.calculate_fan_in_and_fan_out(m.weight)
-                    init.uniform_(m.bias, -fan_in ** -0.5, fan_in ** -0.5)
+                (nn.Linear if isinstance(m, nn.Linear) else nn.Conv2d).reset_parameters(m)
             else:
                 init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
                 if m.bias is not None:
                     init.zeros_(m.bias)
         if isinstance(m, WNConv2d):
-            m.reset_g()                      # keep the effective weight = the Kaiming weight
+            m.reset_g()                      # keep the effective weight = the drawn weight
 
 
 def _conv_norm(spec, c_in, c_out, k, stride=1):

@@ -441,8 +441,9 @@ def main(argv=None):
         bad = next(n for n in args.norms if not _valid_spec(n))
         parser.error(cli.norm_spec_error("--norms", bad, e))
     for m in args.models:
-        if cli.model_name_error("--model", m):
-            parser.error(cli.model_name_error("--model", m))
+        problem = cli.model_name_error("--model", m)
+        if problem:
+            parser.error(problem)
     seeds = args.seeds if args.seeds is not None else [args.seed]
     if len(set(seeds)) != len(seeds):
         parser.error(f"--seeds: each seed once, got {','.join(map(str, seeds))}")

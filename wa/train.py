@@ -169,6 +169,7 @@ LR_EPILOG = ("Learning rate, unless --lr is given: LR64 * (batch/64)**0.554, whe
 def add_training_flags(p):
     """The flags of how to train, shared by wa-train and wa-sweep (which copies them from
     wa-train's parser): same names, choices and defaults."""
+    from . import models
     a = p.add_argument
     add_group_flags(p)
     a("--fixup", default=None, metavar="SPEC",
@@ -177,7 +178,7 @@ def add_training_flags(p):
       "0 (multiplier), optionally ',lr/10' (Fixup scalars at lr/10) and ',scaled' (inner "
       "convs times L^-1/2); 'gamma,lr/10,scaled' is Fixup as published [default: "
       "small-gamma for wa and wn, gamma,lr/10,scaled for plain convs]")
-    a("--init", default="kaiming", choices=("kaiming", "pytorch"),
+    a("--init", default="kaiming", choices=models.INITS,
       help="how conv and linear weights start: kaiming (the paper's, N(0, 2/fan_in)) or pytorch "
       "(PyTorch's default layers: variance 1/(3 fan_in), which behind a norm trains faster "
       "in short runs; see wa.models)")
@@ -268,8 +269,9 @@ class SettingMismatch(cli.UsageError):
 def check_model_and_norm(cfg, error):
     """Model name and norm spec (canonical spelling), each with a closest-match suggestion."""
     from . import models, norms
-    if cli.model_name_error("--model", cfg["model"]):
-        error(cli.model_name_error("--model", cfg["model"]))
+    problem = cli.model_name_error("--model", cfg["model"])
+    if problem:
+        error(problem)
     try:
         cfg["norm"] = norms.canonical(cfg["norm"])
     except ValueError as e:

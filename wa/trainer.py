@@ -35,8 +35,9 @@ class ConfigError(ValueError):
 def build_model(cfg, num_classes):
     """wa.models.build, with unknown names and bad widths turned into ConfigError."""
     from . import models
-    if cli.model_name_error("--model", cfg["model"]):
-        raise ConfigError(cli.model_name_error("--model", cfg["model"]))
+    problem = cli.model_name_error("--model", cfg["model"])
+    if problem:
+        raise ConfigError(problem)
     from .norms import GN_GROUPS, LEGACY_GN_MIN_CHANNELS
     try:
         # A run folder written before the flags existed used the >= 4 channels rule.
