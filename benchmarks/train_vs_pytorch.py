@@ -56,19 +56,13 @@ def make_split(folder, train_files, test_files, root):
     """Write the images of `train_files` / `test_files` (files of the official-format folder
     `folder`) as a new official-format CIFAR-10 folder under `root`; returns `root`."""
     from wa import data as wadata
-    src = wadata.CIFAR["cifar10"]
-
-    def read(files):
-        parts = [wadata._read_batch(os.path.join(folder, f), src["label_key"], 10) for f in files]
-        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
-
     overlap = set(train_files) & set(test_files)
     if overlap:
         raise SystemExit(f"train_vs_pytorch: {sorted(overlap)} in both --train-files and "
                          "--test-files; a held-out split needs different files")
-    meta = wadata._read_pickle(os.path.join(folder, src["meta"]))
-    classes = [n.decode("latin1") if isinstance(n, bytes) else n for n in meta[src["names_key"]]]
-    wadata.write_cifar(root, "cifar10", *read(train_files), *read(test_files), classes)
+    files = {**wadata.CIFAR["cifar10"], "train": list(train_files), "test": list(test_files)}
+    ds = wadata.read_cifar_folder(folder, files, "cifar10")     # the loader's own checks
+    wadata.write_cifar(root, "cifar10", ds.x_train, ds.y_train, ds.x_test, ds.y_test, ds.classes)
     return root
 
 
